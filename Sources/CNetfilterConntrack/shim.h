@@ -1,0 +1,133 @@
+// Thin C helpers over libnetfilter_conntrack + libmnl for markdns.
+//
+// One `markdns_ct` holds a persistent, non-blocking NETLINK_NETFILTER socket and a
+// preallocated request/response buffer. A lookup sends one IPCTNL_MSG_CT_GET and reads
+// one reply: the kernel answers a GET in the sender's context, so the reply is already
+// queued when sendto() returns and the non-blocking read never waits.
+//
+// The lookup is by the REPLY-direction tuple (src = our local address/port, dst = the
+// client's address/port). That tuple is the same whether or not the query reached us
+// through DNAT/REDIRECT, so a single GET finds the entry in both cases.
+#ifndef MARKDNS_CNETFILTER_CONNTRACK_SHIM_H
+#define MARKDNS_CNETFILTER_CONNTRACK_SHIM_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <linux/netlink.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <libmnl/libmnl.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+
+#define MARKDNS_CT_BUFSIZE 8192
+
+typedef struct markdns_ct {
+    struct mnl_socket *nl;
+    unsigned int portid;
+    unsigned int seq;
+    struct nf_conntrack *resp;
+    char buf[MARKDNS_CT_BUFSIZE];
+} markdns_ct;
+
+/// Opens the persistent socket. Returns NULL and sets errno on failure.
+static inline markdns_ct *markdns_ct_open(void) {
+    markdns_ct *ctx = (markdns_ct *)calloc(1, sizeof(markdns_ct));
+    if (ctx == NULL) { errno = ENOMEM; return NULL; }
+    ctx->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (ctx->nl == NULL) { int e = errno; free(ctx); errno = e; return NULL; }
+    if (mnl_socket_bind(ctx->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+        int e = errno; mnl_socket_close(ctx->nl); free(ctx); errno = e; return NULL;
+    }
+    ctx->portid = mnl_socket_get_portid(ctx->nl);
+    ctx->seq = (unsigned int)getpid() ^ 0x5a5a0000u;
+    ctx->resp = nfct_new();
+    if (ctx->resp == NULL) {
+        mnl_socket_close(ctx->nl); free(ctx); errno = ENOMEM; return NULL;
+    }
+    return ctx;
+}
+
+static inline void markdns_ct_close(markdns_ct *ctx) {
+    if (ctx == NULL) return;
+    nfct_destroy(ctx->resp);
+    mnl_socket_close(ctx->nl);
+    free(ctx);
+}
+
+static inline int markdns_ct_fd(const markdns_ct *ctx) { return mnl_socket_get_fd(ctx->nl); }
+
+static inline int markdns__ct_cb(const struct nlmsghdr *nlh, void *data) {
+    struct nf_conntrack *ct = (struct nf_conntrack *)data;
+    if (nfct_nlmsg_parse(nlh, ct) < 0) return MNL_CB_ERROR;
+    return MNL_CB_OK;
+}
+
+/// Looks up the conntrack entry whose reply tuple is (src -> dst, sport -> dport) and
+/// returns its connmark.
+///
+/// family: AF_INET or AF_INET6; l4proto: IPPROTO_UDP or IPPROTO_TCP; src/dst: 4 or 16
+/// bytes in network order; ports in host order.
+/// Returns 1 with *mark set when found, 0 when there is no such entry (ENOENT), or a
+/// negative errno on any other failure.
+static inline int markdns_ct_get_mark_by_reply(markdns_ct *ctx, int family, uint8_t l4proto,
+                                               const void *src, const void *dst,
+                                               uint16_t sport, uint16_t dport,
+                                               uint32_t *mark) {
+    if (family != AF_INET && family != AF_INET6) return -EAFNOSUPPORT;
+    // The request is built with libmnl: nfct_nlmsg_build() always emits CTA_TUPLE_ORIG
+    // (and insists on ATTR_ORIG_L3PROTO), and the kernel prefers the original tuple when
+    // both are present, so a reply-tuple GET cannot be expressed through it.
+    struct nlmsghdr *nlh = mnl_nlmsg_put_header(ctx->buf);
+    nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+    nlh->nlmsg_flags = NLM_F_REQUEST;  // no ACK: success is the data message alone
+    unsigned int seq = ++ctx->seq;
+    nlh->nlmsg_seq = seq;
+    struct nfgenmsg *nfh = (struct nfgenmsg *)mnl_nlmsg_put_extra_header(nlh, sizeof(struct nfgenmsg));
+    nfh->nfgen_family = (uint8_t)family;
+    nfh->version = NFNETLINK_V0;
+    nfh->res_id = 0;
+
+    struct nlattr *tuple = mnl_attr_nest_start(nlh, CTA_TUPLE_REPLY);
+    struct nlattr *ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
+    if (family == AF_INET) {
+        mnl_attr_put(nlh, CTA_IP_V4_SRC, 4, src);
+        mnl_attr_put(nlh, CTA_IP_V4_DST, 4, dst);
+    } else {
+        mnl_attr_put(nlh, CTA_IP_V6_SRC, 16, src);
+        mnl_attr_put(nlh, CTA_IP_V6_DST, 16, dst);
+    }
+    mnl_attr_nest_end(nlh, ip);
+    struct nlattr *proto = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
+    mnl_attr_put_u8(nlh, CTA_PROTO_NUM, l4proto);
+    mnl_attr_put_u16(nlh, CTA_PROTO_SRC_PORT, htons(sport));
+    mnl_attr_put_u16(nlh, CTA_PROTO_DST_PORT, htons(dport));
+    mnl_attr_nest_end(nlh, proto);
+    mnl_attr_nest_end(nlh, tuple);
+
+    if (mnl_socket_sendto(ctx->nl, nlh, nlh->nlmsg_len) < 0) return -errno;
+
+    nfct_attr_unset(ctx->resp, ATTR_MARK);
+    // Read until the answer to this sequence number: a reply to an earlier request that
+    // was given up on may still be queued ahead of ours (bounded).
+    for (int attempt = 0; attempt < 8; attempt++) {
+        ssize_t n = mnl_socket_recvfrom(ctx->nl, ctx->buf, sizeof(ctx->buf));
+        if (n < 0) return -errno;
+        int rc = mnl_cb_run(ctx->buf, (size_t)n, seq, ctx->portid, markdns__ct_cb, ctx->resp);
+        if (rc < 0) {
+            if (errno == ESRCH) continue;    // stale reply with an older sequence number
+            if (errno == ENOENT) return 0;
+            return errno > 0 ? -errno : -EPROTO;
+        }
+        // The kernel omits CTA_MARK when the mark is 0.
+        *mark = nfct_attr_is_set(ctx->resp, ATTR_MARK) ? nfct_get_attr_u32(ctx->resp, ATTR_MARK) : 0;
+        return 1;
+    }
+    return -EAGAIN;
+}
+
+#endif

@@ -1,0 +1,127 @@
+/// A domain name in uncompressed wire form (length-prefixed labels, ending with the root
+/// label), as it was received: case is preserved. Equality and hashing ignore ASCII case
+/// (RFC 4343), so `Example.COM` and `example.com` are the same name.
+public struct DNSName: Sendable, CustomStringConvertible {
+    /// Uncompressed wire bytes, including the final zero-length root label.
+    public let wire: [UInt8]
+
+    public static let maxWireLength = 255
+    public static let maxLabelLength = 63
+    /// Bound on compression pointers followed in one name. A legal name has at most 127
+    /// labels, so a chain longer than that is a loop or an attack.
+    static let maxPointerHops = 127
+
+    public static let root = DNSName(uncheckedWire: [0])
+
+    init(uncheckedWire: [UInt8]) { self.wire = uncheckedWire }
+
+    /// Builds a name from dotted text ("www.example.com" or "www.example.com.").
+    /// Returns nil for empty labels (other than the root), over-long labels or names.
+    public init?(_ text: String) {
+        var out: [UInt8] = []
+        let trimmed = text.hasSuffix(".") ? String(text.dropLast()) : text
+        if !trimmed.isEmpty {
+            for label in trimmed.split(separator: ".", omittingEmptySubsequences: false) {
+                let bytes = Array(label.utf8)
+                guard !bytes.isEmpty, bytes.count <= DNSName.maxLabelLength else { return nil }
+                out.append(UInt8(bytes.count)); out.append(contentsOf: bytes)
+            }
+        }
+        out.append(0)
+        guard out.count <= DNSName.maxWireLength else { return nil }
+        self.wire = out
+    }
+
+    /// Dotted text; bytes outside printable ASCII and dots inside labels are escaped as \DDD.
+    public var description: String {
+        if wire == [0] { return "." }
+        var s = ""
+        var i = 0
+        while i < wire.count, wire[i] != 0 {
+            let len = Int(wire[i])
+            for b in wire[(i + 1)...(i + len)] {
+                if b > 0x20 && b < 0x7F && b != UInt8(ascii: ".") && b != UInt8(ascii: "\\") {
+                    s.unicodeScalars.append(Unicode.Scalar(b))
+                } else {
+                    let d = String(b)
+                    s += "\\" + String(repeating: "0", count: 3 - d.count) + d
+                }
+            }
+            s += "."
+            i += len + 1
+        }
+        return s
+    }
+
+    /// Reads a possibly compressed name at the reader's offset and leaves the reader just
+    /// past the name's bytes at that position (not past pointer targets).
+    static func read(from reader: inout WireReader) throws(DNSWireError) -> DNSName {
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        try walk(reader: &reader) { label in out.append(contentsOf: label) }
+        out.append(0)
+        return DNSName(uncheckedWire: out)
+    }
+
+    /// Validates a name without building it.
+    static func skip(from reader: inout WireReader) throws(DNSWireError) {
+        try walk(reader: &reader) { _ in }
+    }
+
+    /// Walks the labels of a name, calling `body` with each label's wire bytes (length
+    /// byte included). Enforces label and name length limits and that every compression
+    /// pointer points strictly before the label that holds it, so loops are impossible.
+    private static func walk(reader: inout WireReader,
+                             _ body: (UnsafeRawBufferPointer) -> Void) throws(DNSWireError) {
+        let bytes = reader.bytes
+        var pos = reader.offset
+        var endAfterName: Int? = nil
+        var wireLength = 1  // the root label
+        var hops = 0
+        while true {
+            guard pos < bytes.count else { throw .truncated }
+            let len = bytes[pos]
+            switch len & 0xC0 {
+            case 0x00:
+                if len == 0 {
+                    reader.offset = endAfterName ?? (pos + 1)
+                    return
+                }
+                let l = Int(len)
+                guard pos + 1 + l <= bytes.count else { throw .truncated }
+                wireLength += l + 1
+                guard wireLength <= maxWireLength else { throw .nameTooLong }
+                body(UnsafeRawBufferPointer(rebasing: bytes[pos..<(pos + 1 + l)]))
+                pos += 1 + l
+            case 0xC0:
+                guard pos + 1 < bytes.count else { throw .truncated }
+                let target = Int(len & 0x3F) << 8 | Int(bytes[pos + 1])
+                guard target < pos, hops < maxPointerHops else { throw .badPointer }
+                hops += 1
+                if endAfterName == nil { endAfterName = pos + 2 }
+                pos = target
+            default:
+                throw .badLabel  // 0x40 (extended) and 0x80 (reserved) label types
+            }
+        }
+    }
+}
+
+extension DNSName: Hashable {
+    public static func == (lhs: DNSName, rhs: DNSName) -> Bool {
+        guard lhs.wire.count == rhs.wire.count else { return false }
+        for i in lhs.wire.indices where asciiLower(lhs.wire[i]) != asciiLower(rhs.wire[i]) {
+            return false
+        }
+        return true
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        for b in wire { hasher.combine(asciiLower(b)) }
+    }
+}
+
+@inline(__always)
+func asciiLower(_ b: UInt8) -> UInt8 {
+    (b >= 0x41 && b <= 0x5A) ? b | 0x20 : b
+}

@@ -1,0 +1,41 @@
+import MarkCore
+
+/// What the forwarder counted. Owned by the engine (one event loop), read at shutdown and
+/// by tests through the stats log line.
+public struct Counters: Sendable, Equatable {
+    public var queriesUDP = 0
+    public var queriesTCP = 0
+    public var answered = 0
+    public var servfail = 0
+    public var refused = 0
+    public var formerr = 0
+    public var notimp = 0
+    public var droppedMalformed = 0
+    public var overload = 0
+    public var marked = 0
+    public var unmarked: [NoMarkReason: Int] = [:]
+    public var upstreamSent = 0
+    public var upstreamTimeouts = 0
+    public var upstreamErrors = 0
+    public var upstreamUnusable = 0
+    public var truncatedRelayed = 0
+    /// Answers on an upstream socket whose ID matches nothing in flight (late or forged).
+    public var unmatchedAnswers = 0
+    /// Answers whose ID matched but whose question did not (forged or broken).
+    public var mismatchedAnswers = 0
+    public var portQuarantineRebinds = 0
+    public var tcpRejected = 0
+
+    public var summary: String {
+        let um = NoMarkReason.allCases.map { "\($0.rawValue)=\(unmarked[$0, default: 0])" }
+            .joined(separator: " ")
+        return "queries_udp=\(queriesUDP) queries_tcp=\(queriesTCP) answered=\(answered) "
+            + "servfail=\(servfail) refused=\(refused) formerr=\(formerr) notimp=\(notimp) "
+            + "dropped=\(droppedMalformed) overload=\(overload) marked=\(marked) \(um) "
+            + "upstream_sent=\(upstreamSent) upstream_timeouts=\(upstreamTimeouts) "
+            + "upstream_errors=\(upstreamErrors) upstream_unusable=\(upstreamUnusable) "
+            + "truncated=\(truncatedRelayed) unmatched=\(unmatchedAnswers) "
+            + "mismatched=\(mismatchedAnswers) port_rebinds=\(portQuarantineRebinds) "
+            + "tcp_rejected=\(tcpRejected)"
+    }
+}

@@ -1,0 +1,34 @@
+import MarkCore
+import NIOCore
+
+/// Everything the forwarder needs to run; built by the executable from flags.
+public struct ForwarderConfig: Sendable {
+    public var listen: [Endpoint]
+    public var upstreams: [Endpoint]
+    /// Accepted now; 0 means no cache. (The cache itself is a later piece of work.)
+    public var cacheSize: Int = 0
+    /// Refuse queries whose flow has no non-zero connmark (fail closed).
+    public var requireMark: Bool = false
+    /// Look marks up through ctnetlink. Off only for benchmarks of the bare forwarder.
+    public var useConntrack: Bool = true
+    /// How long one upstream gets to answer before the next is tried.
+    public var upstreamTimeout: TimeAmount = .milliseconds(1500)
+    /// A client TCP connection with no query in flight is closed after this long (RFC 7766).
+    public var tcpIdleTimeout: TimeAmount = .seconds(10)
+    /// Upstream queries in flight at once; beyond it clients get SERVFAIL (counted).
+    public var maxOutstanding: Int = 4096
+    /// Client TCP connections at once; beyond it new connections are closed at accept.
+    public var maxTCPConnections: Int = 512
+    /// Queries in flight on one client TCP connection; beyond it the connection stops reading.
+    public var maxQueriesPerTCPConnection: Int = 64
+    /// Connected UDP sockets per (mark, upstream).
+    public var socketsPerPool: Int = 4
+    /// A UDP upstream socket is retired (and a fresh one with a new random port opened)
+    /// after this many queries.
+    public var queriesPerSocket: Int = 64
+
+    public init(listen: [Endpoint], upstreams: [Endpoint]) {
+        self.listen = listen
+        self.upstreams = upstreams
+    }
+}

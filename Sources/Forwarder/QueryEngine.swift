@@ -1,0 +1,457 @@
+import DNSWire
+import Logging
+import MarkCore
+import NIOCore
+import NIOExtras
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The forwarder's core on one event loop: takes client queries, finds their mark, sends
+/// them upstream on sockets of that mark, matches answers and relays them back.
+///
+/// Everything here runs on `loop`; no locks. The pure decisions live in MarkCore and
+/// DNSWire; this type owns the sockets and timers.
+final class QueryEngine {
+    let loop: any EventLoop
+    let config: ForwarderConfig
+    let markSource: (any MarkSource)?
+    let logger: Logger
+    let upstreamAddresses: [SocketAddress]
+    private(set) var counters = Counters()
+    private var pools: [UpstreamUDPPool.Key: UpstreamUDPPool] = [:]
+    private var quarantine = PortQuarantine()
+    private var random = SecureRandom()
+    private var loggedNoMark: Set<NoMarkReason> = []
+    private var outstanding = 0
+    var tcpConnections = 0
+    /// Set when draining for shutdown.
+    var draining = false
+    private var drainWaiters: [EventLoopPromise<Void>] = []
+
+    init(loop: any EventLoop, config: ForwarderConfig, markSource: (any MarkSource)?, logger: Logger) {
+        self.loop = loop
+        self.config = config
+        self.markSource = markSource
+        self.logger = logger
+        self.upstreamAddresses = config.upstreams.map(\.socketAddress)
+    }
+
+    var inFlight: Int { outstanding }
+
+    // MARK: - Client side
+
+    /// A query from a client. `bytes` is the whole DNS message.
+    func receive(_ bytes: ByteBuffer, flow: FlowTuple, reply: ReplyTarget, tcpClient: TCPClientHandler? = nil) {
+        if flow.proto == .udp { counters.queriesUDP += 1 } else { counters.queriesTCP += 1 }
+        let parsed: Result<DNSMessage, DNSWireError> = bytes.withUnsafeReadableBytes { raw in
+            Result { () throws(DNSWireError) -> DNSMessage in try DNSMessage.parse(raw) }
+        }
+        let query: DNSMessage
+        switch parsed {
+        case .success(let m):
+            query = m
+        case .failure(let error):
+            rejectMalformed(bytes, error: error, reply: reply)
+            tcpClient?.queryDone()
+            return
+        }
+        if query.header.isResponse {
+            // A response sent to us as a query: never answer (no reflection loops).
+            counters.droppedMalformed += 1
+            tcpClient?.queryDone()
+            return
+        }
+        if query.header.opcode != DNSOpcode.query {
+            counters.notimp += 1
+            respond(DNSResponseBuilder.errorResponse(to: query, rcode: .notImp), to: reply)
+            tcpClient?.queryDone()
+            return
+        }
+
+        // Mark of the client's flow.
+        let lookup = markSource?.lookup(flow)
+        let decision = MarkDecision.decide(lookup, requireMark: config.requireMark)
+        switch decision {
+        case .forward:
+            counters.marked += 1
+        case .forwardUnmarked(let reason), .refuse(let reason):
+            counters.unmarked[reason, default: 0] += 1
+            noteNoMark(reason, lookup: lookup, flow: flow)
+        }
+        guard let mark = decision.upstreamMark else {
+            counters.refused += 1
+            respond(DNSResponseBuilder.errorResponse(to: query, rcode: .refused), to: reply)
+            tcpClient?.queryDone()
+            return
+        }
+        guard outstanding < config.maxOutstanding, !draining else {
+            counters.overload += 1
+            counters.servfail += 1
+            respond(DNSResponseBuilder.errorResponse(to: query, rcode: .servFail), to: reply)
+            tcpClient?.queryDone()
+            return
+        }
+
+        // The upstream copy: same bytes, payload size clamped; the ID is set per attempt.
+        var upstreamQuery = bytes.getSlice(at: bytes.readerIndex, length: query.length)!
+        if let edns = query.edns {
+            let size = DNSRewrite.upstreamPayloadSize(forClient: edns.payloadSize)
+            upstreamQuery.withUnsafeMutableReadableBytes {
+                DNSRewrite.setPayloadSize(size, at: edns.payloadSizeOffset, in: $0)
+            }
+        }
+        let txn = Transaction(query: query, upstreamQuery: upstreamQuery, flow: flow, mark: mark,
+                              reply: reply, upstreamCount: upstreamAddresses.count)
+        txn.tcpClient = tcpClient
+        outstanding += 1
+        if case .send(let index) = txn.plan.start { startAttempt(txn, upstream: index) }
+    }
+
+    private func rejectMalformed(_ bytes: ByteBuffer, error: DNSWireError, reply: ReplyTarget) {
+        let header: DNSHeader? = bytes.withUnsafeReadableBytes { try? DNSMessage.header($0) }
+        guard let header, !header.isResponse else {
+            counters.droppedMalformed += 1
+            return
+        }
+        counters.formerr += 1
+        respond(DNSResponseBuilder.formErr(toHeader: header), to: reply)
+    }
+
+    private func noteNoMark(_ reason: NoMarkReason, lookup: MarkLookup?, flow: FlowTuple) {
+        guard reason != .markZero, !loggedNoMark.contains(reason) else { return }
+        loggedNoMark.insert(reason)
+        var detail = ""
+        if case .failed(let e) = lookup { detail = ": " + errnoText(e) }
+        let action = config.requireMark ? "refusing (--require-mark)" : "forwarding unmarked"
+        let hint: String
+        switch reason {
+        case .noEntry: hint = "no conntrack entry for the client's flow (is nf_conntrack tracking it?)"
+        case .lookupFailed: hint = "ctnetlink lookup failed\(detail)"
+        case .noSource: hint = "no ctnetlink socket"
+        case .markZero: hint = ""
+        }
+        logger.warning("\(hint) for \(flow); \(action). Logged once; see the no-mark counters.")
+    }
+
+    private func respond(_ bytes: [UInt8], to reply: ReplyTarget) {
+        var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        reply.send(buffer)
+    }
+
+    // MARK: - Attempts
+
+    private func startAttempt(_ txn: Transaction, upstream index: Int) {
+        txn.attempt += 1
+        let attempt = txn.attempt
+        txn.timer = loop.assumeIsolated().scheduleTask(in: config.upstreamTimeout) { [weak self, weak txn] in
+            guard let self, let txn, txn.attempt == attempt, !txn.finished else { return }
+            self.counters.upstreamTimeouts += 1
+            self.attemptFailed(txn, outcome: .timeout)
+        }
+        switch txn.upstreamProtocol {
+        case .udp: sendUDP(txn, upstream: index, attempt: attempt)
+        case .tcp: sendTCP(txn, upstream: index, attempt: attempt)
+        }
+    }
+
+    /// Ends the current attempt (releases its socket slot or connection) and follows the plan.
+    private func attemptFailed(_ txn: Transaction, outcome: UpstreamPlan.Outcome) {
+        guard !txn.finished else { return }
+        endAttempt(txn)
+        switch txn.plan.next(after: outcome) {
+        case .send(let index): startAttempt(txn, upstream: index)
+        case .deliver, .servfail: finish(txn, answer: nil)
+        }
+    }
+
+    private func endAttempt(_ txn: Transaction) {
+        txn.timer?.cancel()
+        txn.timer = nil
+        if let socket = txn.udpSocket {
+            if socket.pending[txn.sentID] === txn { socket.pending[txn.sentID] = nil }
+            txn.udpSocket = nil
+            maybeClose(socket)
+        }
+        if let channel = txn.tcpChannel {
+            txn.tcpChannel = nil
+            channel.close(promise: nil)
+        }
+    }
+
+    /// Relays `answer` (already validated) or, with nil, SERVFAIL.
+    private func finish(_ txn: Transaction, answer: ByteBuffer?) {
+        guard !txn.finished else { return }
+        endAttempt(txn)
+        txn.finished = true
+        outstanding -= 1
+        if var answer {
+            let id = txn.query.header.id
+            answer.withUnsafeMutableReadableBytes { DNSRewrite.setID(id, in: $0) }
+            counters.answered += 1
+            txn.reply.send(answer)
+        } else {
+            counters.servfail += 1
+            respond(DNSResponseBuilder.errorResponse(to: txn.query, rcode: .servFail), to: txn.reply)
+        }
+        txn.tcpClient?.queryDone()
+        if draining && outstanding == 0 {
+            let waiters = drainWaiters
+            drainWaiters = []
+            waiters.forEach { $0.succeed(()) }
+        }
+    }
+
+    /// Validates an upstream answer against what we sent (RFC 5452: the address/port are
+    /// enforced by the connected socket; here the ID and the question) and acts on it.
+    private func handleAnswer(_ answer: ByteBuffer, txn: Transaction) -> Bool {
+        let parsed = answer.withUnsafeReadableBytes { try? DNSMessage.parse($0) }
+        guard let parsed, parsed.header.isResponse, parsed.header.id == txn.sentID,
+              parsed.question == txn.query.question
+        else {
+            counters.mismatchedAnswers += 1
+            return false
+        }
+        let rcode = parsed.header.rcode
+        if rcode == DNSRcode.servFail.rawValue || rcode == DNSRcode.refused.rawValue {
+            counters.upstreamUnusable += 1
+            attemptFailed(txn, outcome: .unusableAnswer)
+            return true
+        }
+        if parsed.header.isTruncated { counters.truncatedRelayed += 1 }
+        finish(txn, answer: answer.getSlice(at: answer.readerIndex, length: parsed.length) ?? answer)
+        return true
+    }
+
+    // MARK: - UDP upstream
+
+    private func sendUDP(_ txn: Transaction, upstream index: Int, attempt: Int) {
+        let pool = self.pool(mark: txn.mark, upstream: index)
+        if let socket = pickSocket(pool) {
+            sendUDP(txn, on: socket)
+        } else {
+            pool.waiting.append((txn, attempt))
+        }
+    }
+
+    private func pool(mark: UInt32, upstream: Int) -> UpstreamUDPPool {
+        let key = UpstreamUDPPool.Key(mark: mark, upstream: upstream)
+        if let pool = pools[key] { return pool }
+        let pool = UpstreamUDPPool(key: key, upstream: config.upstreams[upstream])
+        pools[key] = pool
+        return pool
+    }
+
+    /// A random ready socket of the pool; opens more while the pool is below its size.
+    private func pickSocket(_ pool: UpstreamUDPPool) -> UpstreamUDPSocket? {
+        if pool.ready.count + pool.opening < config.socketsPerPool {
+            openSocket(pool, tries: 0)
+        }
+        guard !pool.ready.isEmpty else { return nil }
+        return pool.ready[random.below(pool.ready.count)]
+    }
+
+    private func sendUDP(_ txn: Transaction, on socket: UpstreamUDPSocket) {
+        var id = random.next16()
+        while socket.pending[id] != nil { id = random.next16() }
+        txn.sentID = id
+        txn.udpSocket = socket
+        socket.pending[id] = txn
+        socket.used += 1
+        var bytes = txn.upstreamQuery
+        bytes.withUnsafeMutableReadableBytes { DNSRewrite.setID(id, in: $0) }
+        counters.upstreamSent += 1
+        socket.channel.writeAndFlush(bytes, promise: nil)
+        if socket.used >= config.queriesPerSocket { retire(socket) }
+    }
+
+    private func retire(_ socket: UpstreamUDPSocket) {
+        guard !socket.retired else { return }
+        socket.retired = true
+        socket.pool.ready.removeAll { $0 === socket }
+        maybeClose(socket)
+    }
+
+    private func maybeClose(_ socket: UpstreamUDPSocket) {
+        guard socket.retired, socket.pending.isEmpty, !socket.closed else { return }
+        socket.closed = true
+        recordPort(socket)
+        socket.channel.close(promise: nil)
+    }
+
+    private var now: Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
+
+    private func recordPort(_ socket: UpstreamUDPSocket) {
+        quarantine.record(.init(upstream: socket.pool.upstream, port: socket.localPort),
+                          mark: socket.pool.key.mark, now: now)
+    }
+
+    private func openSocket(_ pool: UpstreamUDPPool, tries: Int) {
+        pool.opening += 1
+        let mark = pool.key.mark
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        var bootstrap = DatagramBootstrap(group: loop)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4096))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(UpstreamUDPHandler(engine: bound.value))
+                }
+            }
+        if mark != 0 {
+            bootstrap = bootstrap.channelOption(.socket(SocketOptionLevel(SOL_SOCKET), SO_MARK),
+                                                value: SocketOptionValue(Int32(bitPattern: mark)))
+        }
+        bootstrap.connect(to: upstreamAddresses[pool.key.upstream]).assumeIsolated().whenComplete { result in
+            pool.opening -= 1
+            switch result {
+            case .success(let channel):
+                self.socketOpened(channel, pool: pool, tries: tries)
+            case .failure(let error):
+                self.logger.error("cannot open upstream socket to \(pool.upstream) with mark \(hex(mark)): \(error)")
+                self.counters.upstreamErrors += 1
+                self.failWaiting(pool)
+            }
+        }
+    }
+
+    private func socketOpened(_ channel: any Channel, pool: UpstreamUDPPool, tries: Int) {
+        let port = UInt16(channel.localAddress?.port ?? 0)
+        let qkey = PortQuarantine.Key(upstream: pool.upstream, port: port)
+        if !quarantine.allows(qkey, mark: pool.key.mark, now: now) {
+            // This 5-tuple carried another mark recently; its conntrack entry may still be
+            // alive. Never reuse it for this mark.
+            counters.portQuarantineRebinds += 1
+            channel.close(promise: nil)
+            if tries < 8 { openSocket(pool, tries: tries + 1) } else { failWaiting(pool) }
+            return
+        }
+        let socket = UpstreamUDPSocket(channel: channel, pool: pool, localPort: port)
+        recordPort(socket)
+        guard let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamUDPHandler.self) else {
+            channel.close(promise: nil)
+            failWaiting(pool)
+            return
+        }
+        handler.socket = socket
+        pool.ready.append(socket)
+        let waiting = pool.waiting
+        pool.waiting = []
+        for (txn, attempt) in waiting where txn.attempt == attempt && !txn.finished {
+            guard let socket = pickSocket(pool) else { pool.waiting.append((txn, attempt)); continue }
+            sendUDP(txn, on: socket)
+        }
+    }
+
+    private func failWaiting(_ pool: UpstreamUDPPool) {
+        guard pool.ready.isEmpty, pool.opening == 0 else { return }
+        let waiting = pool.waiting
+        pool.waiting = []
+        for (txn, attempt) in waiting where txn.attempt == attempt {
+            attemptFailed(txn, outcome: .error)
+        }
+    }
+
+    func udpAnswer(_ bytes: ByteBuffer, from: SocketAddress, on socket: UpstreamUDPSocket) {
+        guard bytes.readableBytes >= DNSHeader.size,
+              let id = bytes.getInteger(at: bytes.readerIndex, as: UInt16.self),
+              let txn = socket.pending[id]
+        else {
+            counters.unmatchedAnswers += 1
+            return
+        }
+        _ = handleAnswer(bytes, txn: txn)
+    }
+
+    /// ICMP unreachable (ECONNREFUSED) and friends: every query waiting on this socket was
+    /// sent to the same upstream, so each fails over.
+    func udpSocketError(_ error: any Error, on socket: UpstreamUDPSocket) {
+        counters.upstreamErrors += 1
+        logger.debug("upstream \(socket.pool.upstream) socket error: \(error)")
+        for txn in Array(socket.pending.values) { attemptFailed(txn, outcome: .error) }
+    }
+
+    func udpSocketClosed(_ socket: UpstreamUDPSocket) {
+        socket.pool.ready.removeAll { $0 === socket }
+        if !socket.closed {
+            socket.closed = true
+            socket.retired = true
+            recordPort(socket)
+        }
+        for txn in Array(socket.pending.values) { attemptFailed(txn, outcome: .error) }
+    }
+
+    // MARK: - TCP upstream
+
+    private func sendTCP(_ txn: Transaction, upstream index: Int, attempt: Int) {
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let boundTxn = NIOLoopBound(txn, eventLoop: loop)
+        var bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(config.upstreamTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes)),
+                        LengthFieldPrepender(lengthFieldBitLength: .twoBytes),
+                        UpstreamTCPHandler(engine: bound.value, txn: boundTxn.value, attempt: attempt),
+                    ])
+                }
+            }
+        if txn.mark != 0 {
+            bootstrap = bootstrap.channelOption(.socket(SocketOptionLevel(SOL_SOCKET), SO_MARK),
+                                                value: SocketOptionValue(Int32(bitPattern: txn.mark)))
+        }
+        bootstrap.connect(to: upstreamAddresses[index]).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let channel):
+                guard txn.attempt == attempt, !txn.finished else { channel.close(promise: nil); return }
+                txn.tcpChannel = channel
+                let id = self.random.next16()
+                txn.sentID = id
+                var bytes = txn.upstreamQuery
+                bytes.withUnsafeMutableReadableBytes { DNSRewrite.setID(id, in: $0) }
+                self.counters.upstreamSent += 1
+                channel.writeAndFlush(bytes, promise: nil)
+            case .failure:
+                guard txn.attempt == attempt else { return }
+                self.counters.upstreamErrors += 1
+                self.attemptFailed(txn, outcome: .error)
+            }
+        }
+    }
+
+    func tcpAnswer(_ bytes: ByteBuffer, txn: Transaction, attempt: Int) {
+        guard txn.attempt == attempt, !txn.finished else { return }
+        if !handleAnswer(bytes, txn: txn) {
+            // A wrong answer on our own TCP connection: the stream cannot be trusted.
+            attemptFailed(txn, outcome: .error)
+        }
+    }
+
+    func tcpUpstreamClosed(txn: Transaction, attempt: Int) {
+        guard txn.attempt == attempt, !txn.finished, txn.tcpChannel != nil else { return }
+        txn.tcpChannel = nil
+        counters.upstreamErrors += 1
+        attemptFailed(txn, outcome: .error)
+    }
+
+    func noteTCPRejected() { counters.tcpRejected += 1 }
+
+    // MARK: - Lifecycle
+
+    /// Succeeds when no query is in flight (immediately if none is).
+    func drain() -> EventLoopFuture<Void> {
+        draining = true
+        if outstanding == 0 { return loop.makeSucceededFuture(()) }
+        let promise = loop.makePromise(of: Void.self)
+        drainWaiters.append(promise)
+        return promise.futureResult
+    }
+}
+
+func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
+
+func errnoText(_ e: Int32) -> String { "\(String(cString: strerror(e))) (errno \(e))" }

@@ -1,0 +1,122 @@
+import MarkCore
+import NIOCore
+
+/// One client TCP connection (RFC 7766): several queries, answered as they complete (out
+/// of order), closed when idle with nothing in flight.
+final class TCPClientHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let engine: QueryEngine
+    private var flow: FlowTuple?
+    private var channel: (any Channel)?
+    private var inFlight = 0
+    private var paused = false
+    private var counted = false
+
+    init(engine: QueryEngine) { self.engine = engine }
+
+    func channelActive(context: ChannelHandlerContext) {
+        channel = context.channel
+        if engine.tcpConnections >= engine.config.maxTCPConnections {
+            engine.noteTCPRejected()
+            context.close(promise: nil)
+            return
+        }
+        engine.tcpConnections += 1
+        counted = true
+        if let client = context.channel.remoteAddress?.endpoint,
+           let local = context.channel.localAddress?.endpoint {
+            flow = FlowTuple(proto: .tcp, client: client, local: local)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if counted { engine.tcpConnections -= 1; counted = false }
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        guard let flow, !engine.draining else { return }
+        inFlight += 1
+        if inFlight >= engine.config.maxQueriesPerTCPConnection, !paused {
+            paused = true
+            context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
+        }
+        engine.receive(frame, flow: flow, reply: .tcp(context.channel), tcpClient: self)
+    }
+
+    /// Called by the engine when a query of this connection has been answered or dropped.
+    func queryDone() {
+        inFlight -= 1
+        if paused, inFlight < engine.config.maxQueriesPerTCPConnection, let channel {
+            paused = false
+            channel.setOption(.autoRead, value: true).whenComplete { _ in }
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            if inFlight == 0 { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Oversized or broken framing, resets: drop the connection, never the process.
+        context.close(promise: nil)
+    }
+}
+
+/// Our TCP connection to an upstream for one query attempt.
+final class UpstreamTCPHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let engine: QueryEngine
+    private let txn: Transaction
+    private let attempt: Int
+
+    init(engine: QueryEngine, txn: Transaction, attempt: Int) {
+        self.engine = engine
+        self.txn = txn
+        self.attempt = attempt
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        engine.tcpAnswer(unwrapInboundIn(data), txn: txn, attempt: attempt)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        engine.tcpUpstreamClosed(txn: txn, attempt: attempt)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+/// A UDP listener bound to one local address.
+final class UDPListenerHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    private let engine: QueryEngine
+    private let local: Endpoint
+
+    init(engine: QueryEngine, local: Endpoint) {
+        self.engine = engine
+        self.local = local
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        guard let client = envelope.remoteAddress.endpoint else { return }
+        engine.receive(envelope.data, flow: FlowTuple(proto: .udp, client: client, local: local),
+                       reply: .udp(context.channel, envelope.remoteAddress))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A listener survives transient errors (e.g. ICMP errors on sends to clients).
+    }
+}

@@ -1,0 +1,35 @@
+import DNSWire
+import MarkCore
+import NIOCore
+
+/// One client query on its way through the forwarder. Lives on the engine's event loop.
+final class Transaction {
+    let query: DNSMessage
+    /// The client's bytes with the EDNS payload size rewritten; the ID is set per attempt.
+    var upstreamQuery: ByteBuffer
+    let flow: FlowTuple
+    let mark: UInt32
+    let reply: ReplyTarget
+    /// Client queries over TCP go upstream over TCP; UDP ones over UDP.
+    var upstreamProtocol: TransportProtocol { flow.proto }
+    var plan: UpstreamPlan
+    /// Bumped for every attempt, so events of an abandoned attempt are recognised.
+    var attempt = 0
+    var timer: Scheduled<Void>?
+    var udpSocket: UpstreamUDPSocket?
+    var sentID: UInt16 = 0
+    var tcpChannel: (any Channel)?
+    var finished = false
+    /// The TCP client connection this query came on, to release its in-flight slot.
+    var tcpClient: TCPClientHandler?
+
+    init(query: DNSMessage, upstreamQuery: ByteBuffer, flow: FlowTuple, mark: UInt32,
+         reply: ReplyTarget, upstreamCount: Int) {
+        self.query = query
+        self.upstreamQuery = upstreamQuery
+        self.flow = flow
+        self.mark = mark
+        self.reply = reply
+        self.plan = UpstreamPlan(upstreamCount: upstreamCount)
+    }
+}

@@ -1,0 +1,59 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An IPv4 or IPv6 address as raw network-order bytes.
+public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
+    case v4(UInt8, UInt8, UInt8, UInt8)
+    case v6([UInt8])  // exactly 16 bytes
+
+    /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text (no brackets, no zone).
+    public init?(_ text: String) {
+        if text.contains(":") {
+            var a = in6_addr()
+            guard inet_pton(AF_INET6, text, &a) == 1 else { return nil }
+            self = .v6(withUnsafeBytes(of: &a) { Array($0) })
+        } else {
+            var a = in_addr()
+            guard inet_pton(AF_INET, text, &a) == 1 else { return nil }
+            let b = withUnsafeBytes(of: &a) { Array($0) }
+            self = .v4(b[0], b[1], b[2], b[3])
+        }
+    }
+
+    public init?(bytes: [UInt8]) {
+        switch bytes.count {
+        case 4: self = .v4(bytes[0], bytes[1], bytes[2], bytes[3])
+        case 16: self = .v6(bytes)
+        default: return nil
+        }
+    }
+
+    public var bytes: [UInt8] {
+        switch self {
+        case let .v4(a, b, c, d): return [a, b, c, d]
+        case let .v6(b): return b
+        }
+    }
+
+    public var isIPv6: Bool { if case .v6 = self { return true } else { return false } }
+
+    /// True for 0.0.0.0 and ::.
+    public var isUnspecified: Bool { bytes.allSatisfy { $0 == 0 } }
+
+    public var description: String {
+        switch self {
+        case let .v4(a, b, c, d): return "\(a).\(b).\(c).\(d)"
+        case let .v6(b):
+            var a = in6_addr()
+            withUnsafeMutableBytes(of: &a) { $0.copyBytes(from: b) }
+            var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+            guard inet_ntop(AF_INET6, &a, &buf, socklen_t(buf.count)) != nil else { return "?" }
+            return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct Markdns: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "markdns",
+        abstract: "A DNS forwarder that carries each client's connmark onto its upstream DNS flows.",
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self
+    )
+}

@@ -1,0 +1,114 @@
+import ArgumentParser
+import Dispatch
+import Forwarder
+import Logging
+import MarkCore
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve DNS on the listen addresses and forward to the upstreams (the default).")
+
+    @Option(name: .long, help: ArgumentHelp("Address to serve on, UDP and TCP: 192.0.2.1:53 or [::1]:53. Repeatable. 0.0.0.0 / [::] mean every local address.", valueName: "addr:port"))
+    var listen: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Upstream server, tried in order. Repeatable. Port 53 when omitted.", valueName: "addr:port"))
+    var upstream: [String] = []
+
+    @Option(name: .long, help: "Cache entries (0 disables; the cache is not implemented yet and the value is only validated).")
+    var cacheSize: Int = 0
+
+    @Flag(name: .long, help: "Refuse (REFUSED) queries whose flow has no non-zero connmark, instead of forwarding them unmarked.")
+    var requireMark = false
+
+    @Flag(name: .long, help: "Do not look marks up (forward everything unmarked; for comparisons).")
+    var noConntrack = false
+
+    @Option(name: .long, help: "Milliseconds one upstream gets before the next is tried.")
+    var upstreamTimeout: Int = 1500
+
+    @Option(name: .long, help: "Seconds a client TCP connection may stay idle (RFC 7766).")
+    var tcpIdleTimeout: Int = 10
+
+    @Option(name: .long, help: "Upstream queries in flight at most; beyond it clients get SERVFAIL.")
+    var maxOutstanding: Int = 4096
+
+    @Option(name: .long, help: "Client TCP connections at most.")
+    var maxTcpConnections: Int = 512
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard !listen.isEmpty else { throw ValidationError("give at least one --listen ADDR:PORT") }
+        guard !upstream.isEmpty else { throw ValidationError("give at least one --upstream ADDR:PORT") }
+        guard cacheSize >= 0 else { throw ValidationError("--cache-size must be 0 or more") }
+        guard upstreamTimeout > 0, tcpIdleTimeout > 0, maxOutstanding > 0, maxTcpConnections > 0 else {
+            throw ValidationError("timeouts and limits must be positive")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "markdns")
+        var config: ForwarderConfig
+        do {
+            config = ForwarderConfig(
+                listen: try listen.map { try Endpoint.parse($0) },
+                upstreams: try upstream.map { try Endpoint.parse($0, defaultPort: 53) })
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        config.cacheSize = cacheSize
+        config.requireMark = requireMark
+        config.useConntrack = !noConntrack
+        config.upstreamTimeout = .milliseconds(Int64(upstreamTimeout))
+        config.tcpIdleTimeout = .seconds(Int64(tcpIdleTimeout))
+        config.maxOutstanding = maxOutstanding
+        config.maxTCPConnections = maxTcpConnections
+
+        let forwarder: Forwarder
+        do {
+            forwarder = try Forwarder.start(config: config, logger: logger)
+        } catch let error as ForwarderStartError {
+            FileHandleStderr.write("markdns: \(error.description)\n")
+            Glibc.exit(1)
+        }
+        waitForTermination()
+        logger.info("stopping: draining queries in flight")
+        let counters = forwarder.shutdown()
+        logger.info("stats: \(counters.summary)")
+    }
+
+    /// Blocks until SIGTERM or SIGINT.
+    private func waitForTermination() {
+        let done = DispatchSemaphore(value: 0)
+        var sources: [any DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { done.signal() }
+            source.resume()
+            sources.append(source)
+        }
+        done.wait()
+        sources.forEach { $0.cancel() }
+    }
+}
+
+enum FileHandleStderr {
+    static func write(_ s: String) {
+        var bytes = Array(s.utf8)
+        _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+    }
+}
