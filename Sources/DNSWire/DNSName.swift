@@ -69,17 +69,20 @@ public struct DNSName: Sendable, CustomStringConvertible {
     }
 
     /// Walks the labels of a name, calling `body` with each label's wire bytes (length
-    /// byte included). Enforces label and name length limits and that every compression
-    /// pointer points strictly before the label that holds it, so loops are impossible.
+    /// byte included). Enforces label and name length limits. Every compression pointer
+    /// must point strictly before itself, and once a pointer is followed every later byte
+    /// of the name must lie before that pointer: positions only ever move backwards across
+    /// jumps, so loops are impossible and a name never reads bytes past where it started.
     private static func walk(reader: inout WireReader,
                              _ body: (UnsafeRawBufferPointer) -> Void) throws(DNSWireError) {
         let bytes = reader.bytes
         var pos = reader.offset
+        var limit = bytes.count      // bytes of this name lie before `limit`
         var endAfterName: Int? = nil
         var wireLength = 1  // the root label
         var hops = 0
         while true {
-            guard pos < bytes.count else { throw .truncated }
+            guard pos < limit else { throw endAfterName == nil ? .truncated : .badPointer }
             let len = bytes[pos]
             switch len & 0xC0 {
             case 0x00:
@@ -88,17 +91,20 @@ public struct DNSName: Sendable, CustomStringConvertible {
                     return
                 }
                 let l = Int(len)
-                guard pos + 1 + l <= bytes.count else { throw .truncated }
+                guard pos + 1 + l <= limit else {
+                    throw endAfterName == nil ? .truncated : .badPointer
+                }
                 wireLength += l + 1
                 guard wireLength <= maxWireLength else { throw .nameTooLong }
                 body(UnsafeRawBufferPointer(rebasing: bytes[pos..<(pos + 1 + l)]))
                 pos += 1 + l
             case 0xC0:
-                guard pos + 1 < bytes.count else { throw .truncated }
+                guard pos + 1 < limit else { throw endAfterName == nil ? .truncated : .badPointer }
                 let target = Int(len & 0x3F) << 8 | Int(bytes[pos + 1])
                 guard target < pos, hops < maxPointerHops else { throw .badPointer }
                 hops += 1
                 if endAfterName == nil { endAfterName = pos + 2 }
+                limit = pos
                 pos = target
             default:
                 throw .badLabel  // 0x40 (extended) and 0x80 (reserved) label types

@@ -1,17 +1,21 @@
 /// Unpredictable 16-bit values for DNS IDs (RFC 5452), drawn from the system CSPRNG in
-/// blocks so a query does not cost a getrandom(2) call each.
+/// blocks so a query does not cost a getrandom(2) call each. Each 64-bit word yields four
+/// IDs; every value is used once.
 struct SecureRandom {
     private var block: [UInt64] = []
+    private var word: UInt64 = 0
+    private var parts = 0
     private var generator = SystemRandomNumberGenerator()
 
     mutating func next16() -> UInt16 {
-        if block.isEmpty {
-            block = (0..<64).map { _ in generator.next() }
+        if parts == 0 {
+            if block.isEmpty { block = (0..<64).map { _ in generator.next() } }
+            word = block.removeLast()
+            parts = 4
         }
-        var word = block.removeLast()
         let v = UInt16(truncatingIfNeeded: word)
         word >>= 16
-        if word != 0 || block.count < 64 { block.append(word) }
+        parts -= 1
         return v
     }
 
