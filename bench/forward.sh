@@ -1,0 +1,403 @@
+#!/usr/bin/env bash
+# bench/forward.sh — forwarding throughput of markdns vs dnsmasq --conntrack.
+#
+# Everything runs inside a private network namespace (mdbench-$$) on loopback
+# addresses only (127.0.0.0/8); nothing is sent anywhere else. Run as root.
+#
+#   127.0.0.2:5353  upstream: dnsmasq answering *.bench.test itself (--address)
+#   127.0.0.1:53    markdns  --upstream 127.0.0.2:5353 (conntrack on)
+#   127.0.0.3:53    dnsmasq  --conntrack --cache-size=0 --server=127.0.0.2#5353
+#   127.0.0.10      dnsperf source address (dnsperf -a); nft marks it 0x10
+#
+# Each round runs dnsperf against upstream, markdns and dnsmasq-conntrack in
+# turn. The conntrack table is flushed before every run; right after each
+# markdns run every UDP flow 127.0.0.1 -> 127.0.0.2:5353 must carry mark=16.
+#
+# Environment:
+#   DURATION=10      seconds per dnsperf run (dnsperf -l)
+#   ROUNDS=3         rounds (each round runs all three targets)
+#   CLIENTS=10       dnsperf -c
+#   OUTSTANDING=200  dnsperf -q
+#   QUERIES=50000    lines in the query file (unique names nNNNNNN.bench.test A)
+#   PERCENTILES=1    run dnsperf -v and compute p50/p99 from per-query latencies
+#                    (costs dnsperf some CPU; 0 = average latency only)
+#   MARKDNS_BIN      markdns binary (default: <repo>/.build/release/markdns,
+#                    built with swift build -c release if absent)
+#   MARKDNS_ARGS     extra markdns arguments (e.g. "--log-level warning")
+#   DNSMASQ_FORWARD_MAX=4096  --dns-forward-max of the dnsmasq --conntrack
+#                    instance (dnsmasq's own default is 150)
+#   DNSMASQ_CT_ARGS  extra arguments for the dnsmasq --conntrack instance
+#                    (dnsmasq rejects a repeated option)
+#   KEEP=0           1 = keep the work directory (logs, dnsperf output)
+#
+# Exit status: 0 when all runs completed and every markdns upstream flow had
+# mark 0x10; 1 on a wrong/missing mark, a server that failed to start or stopped
+# answering, or markdns not exiting on SIGTERM; 2 on a setup error.
+
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+CLIENTS=${CLIENTS:-10}
+OUTSTANDING=${OUTSTANDING:-200}
+QUERIES=${QUERIES:-50000}
+PERCENTILES=${PERCENTILES:-1}
+KEEP=${KEEP:-0}
+MARKDNS_ARGS=${MARKDNS_ARGS:-}
+DNSMASQ_CT_ARGS=${DNSMASQ_CT_ARGS:-}
+DNSMASQ_FORWARD_MAX=${DNSMASQ_FORWARD_MAX:-4096}
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+UP_ADDR=127.0.0.2 UP_PORT=5353
+MD_ADDR=127.0.0.1 MD_PORT=53
+DM_ADDR=127.0.0.3 DM_PORT=53
+CLIENT=127.0.0.10
+MARK_DEC=16   # 0x10, what the nft rules give CLIENT
+
+log()  { printf '%s\n' "$*" >&2; }
+die()  { log "forward.sh: $*"; exit 2; }
+
+[[ $(id -u) == 0 ]] || die "run as root (network namespaces, nftables, conntrack)"
+[[ $DURATION =~ ^[0-9]+$ && $DURATION -gt 0 ]] || die "DURATION must be a positive integer"
+[[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -gt 0 ]] || die "ROUNDS must be a positive integer"
+
+# ---------------------------------------------------------------- packages
+# Checked by command so that e.g. dnsmasq-base alone (no system service) counts.
+# dnsmasq-base ships /usr/sbin/dnsmasq without the init script/system service
+# that the "dnsmasq" package would start on the host.
+declare -A PKG_FOR=([dnsmasq]=dnsmasq-base [dnsperf]=dnsperf [conntrack]=conntrack
+                    [nft]=nftables [ip]=iproute2)
+missing=()
+for cmd in dnsmasq dnsperf conntrack nft ip; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${PKG_FOR[$cmd]}")
+done
+if ((${#missing[@]})); then
+    log "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+# ---------------------------------------------------------------- markdns binary
+if [[ -n ${MARKDNS_BIN:-} ]]; then
+    [[ -x $MARKDNS_BIN ]] || die "MARKDNS_BIN=$MARKDNS_BIN is not executable"
+else
+    MARKDNS_BIN=$REPO/.build/release/markdns
+    if [[ ! -x $MARKDNS_BIN ]]; then
+        log "building markdns (release)..."
+        (cd "$REPO" && swift build -c release --product markdns --scratch-path .build) >&2 \
+            || die "swift build failed"
+    fi
+fi
+
+# ---------------------------------------------------------------- namespace, cleanup
+NS=mdbench-$$
+WORK=$(mktemp -d /tmp/mdbench.XXXXXX)
+PIDS=()          # every background process this script started
+PID_markdns=''   # start() sets PID_<name> for each server
+NS_MADE=0
+
+# ours PID: PID is a live (not zombie) child of this script; guards every kill
+# against PID reuse after bash has reaped a child.
+ours() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    st=${st##*) }                       # drop "pid (comm) "
+    read -r -a st <<<"$st"              # state ppid ...
+    [[ ${st[0]} != Z && ${st[1]} == "$$" ]]
+}
+
+# shellcheck disable=SC2329  # invoked through trap
+cleanup() {
+    local rc=$? pid _ alive
+    set +e
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do ours "$pid" && kill -TERM "$pid" 2>/dev/null; done
+    for _ in $(seq 50); do
+        alive=0
+        for pid in "${PIDS[@]}"; do ours "$pid" && alive=1; done
+        ((alive)) || break
+        sleep 0.1
+    done
+    for pid in "${PIDS[@]}"; do ours "$pid" && kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+    if ((NS_MADE)); then
+        # Anything still inside our own namespace was started by us.
+        for pid in $(ip netns pids "$NS" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+        ip netns delete "$NS" 2>/dev/null
+    fi
+    if [[ $KEEP == 1 ]]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ip netns add "$NS" || die "cannot create network namespace $NS"
+NS_MADE=1
+nsx() { ip netns exec "$NS" "$@"; }
+nsx ip link set lo up
+# dnsmasq --bind-interfaces only knows the destination address of a query (and
+# so can only look its conntrack entry up) when the listen address belongs to an
+# interface; 127.0.0.1 is lo's, give lo 127.0.0.3 too. Loopback only.
+nsx ip addr add "$DM_ADDR/8" dev lo
+
+nsx nft -f - <<EOF
+table inet mdbench {
+    chain prerouting {
+        type filter hook prerouting priority mangle; policy accept;
+        meta mark set ct mark
+        meta mark 0 ip saddr 127.0.0.10 meta mark set 0x10
+        meta mark 0 ip saddr 127.0.0.11 meta mark set 0x20
+        ct mark set meta mark
+    }
+    chain output {
+        type route hook output priority mangle; policy accept;
+        meta mark != 0 ct mark set meta mark
+    }
+}
+EOF
+
+# ---------------------------------------------------------------- helpers
+# probe ADDR PORT: one query, 2 s timeout; succeeds when it was answered.
+probe() {
+    local out
+    out=$(printf 'probe.bench.test A\n' \
+        | timeout 15 ip netns exec "$NS" dnsperf -s "$1" -p "$2" -a "$CLIENT" -n 1 -t 2 2>&1) || true
+    awk '/Queries completed:/ { ok = ($3 >= 1) } END { exit !ok }' <<<"$out"
+}
+
+# start NAME ADDR PORT CMD...: start in the namespace, wait until it answers.
+start() {
+    local name=$1 addr=$2 port=$3 pid _; shift 3
+    ip netns exec "$NS" "$@" >>"$WORK/$name.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    printf -v "PID_${name//-/_}" '%s' "$pid"
+    for _ in $(seq 20); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            log "$name exited during startup:"; sed 's/^/  /' "$WORK/$name.log" >&2; exit 2
+        fi
+        probe "$addr" "$port" && return 0
+        sleep 0.25
+    done
+    log "$name does not answer on $addr:$port:"; sed 's/^/  /' "$WORK/$name.log" >&2; exit 2
+}
+
+# counters: Udp RcvbufErrors (namespace) and conntrack drop+early_drop+insert_failed.
+udp_rcvbuf_errors() {
+    nsx cat /proc/net/snmp | awk '$1 == "Udp:" { if (!h) { for (i = 2; i <= NF; i++) c[$i] = i; h = 1 } else print $(c["RcvbufErrors"]) }'
+}
+ct_drops() {
+    nsx conntrack -S 2>/dev/null | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(drop|early_drop|insert_failed)=/) { split($i, a, "="); s += a[2] } } END { print s + 0 }'
+}
+
+# check_marks LABEL: count UDP flows 127.0.0.1 -> 127.0.0.2:5353 by mark.
+# Prints "total good wrong" and a few wrong lines to the log.
+check_marks() {
+    nsx conntrack -L -p udp 2>/dev/null >"$WORK/ct-$1.txt" || true
+    awk -v want="$MARK_DEC" -v src="$MD_ADDR" -v dst="$UP_ADDR" -v dport="$UP_PORT" '
+        { s = d = p = m = ""
+          for (i = 1; i <= NF; i++) {
+              split($i, kv, "=")
+              if (kv[1] == "src" && s == "") s = kv[2]
+              else if (kv[1] == "dst" && d == "") d = kv[2]
+              else if (kv[1] == "dport" && p == "") p = kv[2]
+              else if (kv[1] == "mark") m = kv[2]
+          }
+          if (s == src && d == dst && p == dport) { n++; if (m == want) g++; else w++ } }
+        END { printf "%d %d %d\n", n, g, w }' "$WORK/ct-$1.txt"
+}
+
+# run_dnsperf ROUND TARGET ADDR PORT: one dnsperf run; appends to results.tsv.
+RESULTS=$WORK/results.tsv
+FAILED=()
+run_dnsperf() {
+    local round=$1 target=$2 addr=$3 port=$4 out=$WORK/dnsperf-$2-$1.txt
+    local vflag=() rb0 rb1 ct0 ct1 p50=- p99=-
+    ((PERCENTILES)) && vflag=(-v)
+    if ! probe "$addr" "$port"; then
+        log "round $round: $target does not answer a probe query; run skipped"
+        FAILED+=("$target round $round: not answering")
+        printf '%s\t%s\t0\t0\t0\t100\t0\t-\t-\t-\t-\t-\n' "$round" "$target" >>"$RESULTS"
+        return 0
+    fi
+    nsx conntrack -F >/dev/null 2>&1 || true
+    rb0=$(udp_rcvbuf_errors); ct0=$(ct_drops)
+    timeout $((DURATION + 60)) ip netns exec "$NS" dnsperf -s "$addr" -p "$port" -a "$CLIENT" \
+        -d "$WORK/queries.txt" -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION" "${vflag[@]}" \
+        >"$out" 2>&1 || log "round $round: dnsperf against $target exited with $?"
+    rb1=$(udp_rcvbuf_errors); ct1=$(ct_drops)
+    if ((PERCENTILES)); then
+        read -r p50 p99 < <(awk '$1 == ">" && NF == 5 { print $5 }' "$out" | LC_ALL=C sort -g |
+            awk '{ a[NR] = $1 } END {
+                if (!NR) { print "- -"; exit }
+                i50 = int(NR * 0.50 + 0.999999); i99 = int(NR * 0.99 + 0.999999)
+                printf "%.3f %.3f\n", a[i50] * 1000, a[i99] * 1000 }')
+    fi
+    awk -v r="$round" -v t="$target" -v p50="$p50" -v p99="$p99" -v rb=$((rb1 - rb0)) -v ct=$((ct1 - ct0)) '
+        /Queries sent:/ { sent = $3 } /Queries completed:/ { comp = $3 } /Queries lost:/ { lost = $3 }
+        /Queries per second:/ { qps = $4 } /Average Latency \(s\):/ { avg = $4 }
+        END { lp = sent ? 100 * lost / sent : 100
+              printf "%s\t%s\t%d\t%d\t%d\t%.3f\t%.1f\t%s\t%s\t%s\t%d\t%d\n", r, t, sent, comp, lost, lp, qps,
+                     (avg == "" ? "-" : sprintf("%.3f", avg * 1000)), p50, p99, rb, ct }' "$out" >>"$RESULTS"
+}
+
+HDR_FMT='%-5s %-17s %10s %8s %8s %8s %8s %10s %7s %7s\n'
+print_row() {   # a results.tsv line
+    awk -F'\t' -v fmt="$HDR_FMT" '{ printf fmt, $1, $2, $7, $6, $8, $9, $10, $3, $11, $12 }'
+}
+
+# ---------------------------------------------------------------- setup
+awk -v n="$QUERIES" 'BEGIN { for (i = 1; i <= n; i++) printf "n%06d.bench.test A\n", i }' >"$WORK/queries.txt"
+
+DNSMASQ_COMMON=(-C /dev/null --keep-in-foreground --pid-file= --log-facility=-
+                --no-resolv --no-hosts --cache-size=0 --bind-interfaces)
+
+start upstream "$UP_ADDR" "$UP_PORT" dnsmasq "${DNSMASQ_COMMON[@]}" \
+    --listen-address="$UP_ADDR" --port="$UP_PORT" --address=/bench.test/192.0.2.1
+start_markdns() {
+    MD_STARTS=$((MD_STARTS + 1))
+    # shellcheck disable=SC2086
+    start markdns "$MD_ADDR" "$MD_PORT" "$MARKDNS_BIN" --listen "$MD_ADDR:$MD_PORT" \
+        --upstream "$UP_ADDR:$UP_PORT" $MARKDNS_ARGS
+}
+# stop_markdns: SIGTERM, 10 s grace, then SIGKILL. Sets MD_STOP; MD_STOP_BAD=1 on a hang.
+# (while markdns is our unreaped child its PID cannot be reused)
+MD_STOP_BAD=0 MD_STARTS=0
+stop_markdns() {
+    local _
+    kill -TERM "$PID_markdns" 2>/dev/null || true
+    for _ in $(seq 100); do ours "$PID_markdns" || break; sleep 0.1; done
+    if ours "$PID_markdns"; then
+        MD_STOP_BAD=1
+        kill -KILL "$PID_markdns" 2>/dev/null || true
+        wait "$PID_markdns" 2>/dev/null || true
+        MD_STOP="markdns did NOT exit within 10 s of SIGTERM (killed)"
+    else
+        wait "$PID_markdns" 2>/dev/null && MD_STOP="markdns exited 0 on SIGTERM" \
+            || MD_STOP="markdns exited with status $? on SIGTERM"
+    fi
+}
+start_markdns
+# --dns-forward-max raised from its default 150 to markdns's default
+# --max-outstanding (4096) so that dnsperf's 200 outstanding queries never meet
+# dnsmasq's limit ("Maximum number of concurrent DNS queries reached").
+# shellcheck disable=SC2086
+start dnsmasq-ct "$DM_ADDR" "$DM_PORT" dnsmasq "${DNSMASQ_COMMON[@]}" \
+    --listen-address="$DM_ADDR" --port="$DM_PORT" --conntrack --dns-forward-max="$DNSMASQ_FORWARD_MAX" \
+    --server="$UP_ADDR#$UP_PORT" $DNSMASQ_CT_ARGS
+
+echo "markdns forwarding benchmark  ($(date -u '+%Y-%m-%d %H:%M:%SZ'))"
+echo "host: $(nproc) cpu, kernel $(uname -r), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "markdns: $MARKDNS_BIN ($(date -u -r "$MARKDNS_BIN" '+%Y-%m-%d %H:%M'))" \
+     "git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD -- Sources 2>/dev/null || echo '+dirty')"
+echo "dnsmasq: $(dnsmasq --version | awk 'NR == 1 { print $3 }')  dnsperf: $(dnsperf -h 2>&1 | awk '/^Version/{print $2}')"
+echo "dnsperf -c $CLIENTS -q $OUTSTANDING -l $DURATION -a $CLIENT, $QUERIES unique names," \
+     "$ROUNDS round(s); percentiles: $( ((PERCENTILES)) && echo 'dnsperf -v' || echo off)"
+echo "dnsmasq-ct: --conntrack --cache-size=0 --dns-forward-max=$DNSMASQ_FORWARD_MAX $DNSMASQ_CT_ARGS"
+echo "targets: upstream $UP_ADDR:$UP_PORT | markdns $MD_ADDR:$MD_PORT | dnsmasq-ct $DM_ADDR:$DM_PORT"
+echo
+
+# ---------------------------------------------------------------- rounds
+MARK_BAD=0
+MARK_LINES=()
+for round in $(seq "$ROUNDS"); do
+    echo "round $round/$ROUNDS"
+    # shellcheck disable=SC2059
+    printf "$HDR_FMT" rnd target qps lost% avg_ms p50_ms p99_ms sent rcvbuf ct_drop
+    for target in upstream markdns dnsmasq-ct; do
+        case $target in
+            upstream)   run_dnsperf "$round" "$target" "$UP_ADDR" "$UP_PORT" ;;
+            markdns)    run_dnsperf "$round" "$target" "$MD_ADDR" "$MD_PORT" ;;
+            dnsmasq-ct) run_dnsperf "$round" "$target" "$DM_ADDR" "$DM_PORT" ;;
+        esac
+        tail -n 1 "$RESULTS" | print_row
+        if [[ $target != upstream ]]; then
+            read -r n good wrong < <(check_marks "$target-$round")
+            MARK_LINES+=("$(printf 'round %s %-10s upstream flows %5d  mark=0x10 %5d  wrong %5d' \
+                "$round" "$target" "$n" "$good" "$wrong")")
+            if [[ $target == markdns ]] && ! probe "$MD_ADDR" "$MD_PORT"; then
+                # A wedged markdns would also skew the next runs (CPU); restart it.
+                stop_markdns
+                log "round $round: markdns stopped answering after the run; $MD_STOP; restarting it"
+                FAILED+=("markdns stopped answering in round $round ($MD_STOP)")
+                start_markdns
+            fi
+            if [[ $target == markdns ]] && ((wrong > 0 || n == 0)); then
+                MARK_BAD=1
+                ((n == 0)) && log "round $round: no markdns upstream flows in conntrack"
+                awk -v m="mark=$MARK_DEC " '/src=127.0.0.1 dst=127.0.0.2 .*dport=5353 / && index($0, m) == 0 && n++ < 3 { print "  wrong: " $0 }' \
+                    "$WORK/ct-$target-$round.txt" >&2
+            fi
+        fi
+    done
+    awk -F'\t' -v r="$round" '
+        $1 == r { q[$2] = $7 }
+        function rt(a, b) { return (b > 0 && a != "") ? sprintf("%.2f", a / b) : "n/a" }
+        END { printf "round %s ratio markdns/dnsmasq-ct %s  markdns/upstream %s\n", r,
+                     rt(q["markdns"], q["dnsmasq-ct"]), rt(q["markdns"], q["upstream"]) }' "$RESULTS" \
+        | tee -a "$WORK/ratios.txt"
+    echo
+done
+
+# ---------------------------------------------------------------- markdns shutdown
+stop_markdns
+
+# ---------------------------------------------------------------- summary
+echo "conntrack marks (UDP flows $MD_ADDR -> $UP_ADDR:$UP_PORT after each run; markdns must be all 0x10):"
+printf '  %s\n' "${MARK_LINES[@]}"
+echo
+echo "$MD_STOP"
+((MD_STARTS > 1)) && echo "(markdns was started $MD_STARTS times; the stats line is the last instance's)"
+grep -q 'stats:' "$WORK/markdns.log" && grep -o 'stats:.*' "$WORK/markdns.log" | tail -1 | sed 's/^/markdns /' \
+    || echo "markdns printed no stats line"
+if grep -qiE ' (warning|error|critical) ' "$WORK/markdns.log"; then
+    echo "markdns log warnings/errors ($(grep -ciE ' (warning|error|critical) ' "$WORK/markdns.log")), first lines:"
+    awk 'tolower($0) ~ / (warning|error|critical) / && n++ < 5 { print "  " substr($0, 1, 200) }' "$WORK/markdns.log"
+fi
+for d in upstream dnsmasq-ct; do
+    # (the upstream has no servers by design)
+    if grep -iE 'warning|failed|maximum number' "$WORK/$d.log" | grep -vq 'no upstream servers configured'; then
+        echo "$d log:"
+        grep -iE 'warning|failed|maximum number' "$WORK/$d.log" | grep -v 'no upstream servers configured' \
+            | sed 's/^dnsmasq\[[0-9]*\]: //' | sort | uniq -c | awk 'NR <= 5 { print "  " $0 }'
+    fi
+done
+echo
+
+echo "medians over $ROUNDS round(s):"
+printf '      %-17s %10s %8s %8s %8s %8s\n' target qps lost% avg_ms p50_ms p99_ms
+MEDIANS=$(awk -F'\t' '
+    function median(list,   n, a, i, j, t) {
+        n = split(list, a, " "); if (!n) return "-"
+        for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+        return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+    { for (c = 6; c <= 10; c++) if ($c != "-") v[$2, c] = v[$2, c] " " $c; seen[$2] = 1 }
+    END { split("upstream markdns dnsmasq-ct", order, " ")
+          for (k = 1; k <= 3; k++) { t = order[k]; if (!(t in seen)) continue
+              printf "%s", t; for (c = 6; c <= 10; c++) printf "\t%s", median(v[t, c]); printf "\n" } }' "$RESULTS")
+awk -F'\t' '{ f = "%.3f"; printf "      %-17s %10.1f %8.3f %8s %8s %8s\n", $1, $3, $2,
+              ($4 == "-" ? "-" : sprintf(f, $4)), ($5 == "-" ? "-" : sprintf(f, $5)), ($6 == "-" ? "-" : sprintf(f, $6)) }' <<<"$MEDIANS"
+echo
+
+qps_of() { awk -F'\t' -v t="$1" '$1 == t { print $3 }' <<<"$MEDIANS"; }
+ratio()  { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+Q_UP=$(qps_of upstream); Q_MD=$(qps_of markdns); Q_DM=$(qps_of dnsmasq-ct)
+if ((ROUNDS > 1)); then
+    # Less sensitive to load drifting between rounds than the ratio of medians.
+    awk '{ a[NR] = $5; b[NR] = $7 }
+         function med(x, n,   i, j, t) { for (i = 2; i <= n; i++) { t = x[i]; for (j = i - 1; j >= 1 && x[j] + 0 > t + 0; j--) x[j + 1] = x[j]; x[j + 1] = t }
+                                         return (n % 2) ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2 }
+         END { printf "median of per-round ratios: markdns/dnsmasq-ct %.2f  markdns/upstream %.2f\n", med(a, NR), med(b, NR) }' \
+        "$WORK/ratios.txt"
+fi
+
+STATUS=0
+if ((MARK_BAD)); then echo "FAIL: markdns upstream flows without mark 0x10 (or none seen)"; STATUS=1; fi
+if ((MD_STOP_BAD)); then echo "FAIL: markdns did not stop on SIGTERM"; STATUS=1; fi
+for f in "${FAILED[@]}"; do echo "FAIL: $f"; STATUS=1; done
+awk -F'\t' '$2 + 0 > 1 { printf "WARN: %s lost %.2f%% of its queries (median)\n", $1, $2 }' <<<"$MEDIANS"
+echo "load avg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "ratio markdns/dnsmasq-conntrack: $(ratio "$Q_MD" "$Q_DM")  markdns/upstream: $(ratio "$Q_MD" "$Q_UP")"
+exit "$STATUS"

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages markdns needs to build, test, demo and benchmark, only
+# those that are missing. Swift itself is expected at /opt/swift or on PATH.
+set -euo pipefail
+pkgs=(pkg-config libnetfilter-conntrack-dev libmnl-dev iproute2 nftables iptables conntrack
+      dnsmasq-base dnsutils dnsperf python3 util-linux procps)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
