@@ -18,7 +18,12 @@ NS="markdns-demo-$$"
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    # Everything started inside the namespace, whatever started it.
+    if ip netns list 2>/dev/null | grep -qw "$NS"; then
+        ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null || true
+        sleep 0.3
+        ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    fi
     wait 2>/dev/null || true
     ip netns del "$NS" 2>/dev/null || true
     rm -rf "$WORK"
@@ -36,12 +41,12 @@ in_ns nft add element inet markdns client_mark4 '{ 127.0.0.10 : 0x10, 127.0.0.11
 echo "   client 127.0.0.10 -> mark 0x10 (16), client 127.0.0.11 -> mark 0x20 (32), client 127.0.0.12 -> no mark"
 
 echo "== upstream: dnsmasq at 127.0.0.2#5353 answering *.example.test"
-in_ns dnsmasq --keep-in-foreground --no-resolv --no-hosts --conf-file=/dev/null --pid-file= --user=root \
+ip netns exec "$NS" dnsmasq --keep-in-foreground --no-resolv --no-hosts --conf-file=/dev/null --pid-file= --user=root \
     --bind-interfaces --listen-address=127.0.0.2 --port=5353 --address=/example.test/192.0.2.7 \
     --log-facility="$WORK/dnsmasq.log" &
 PIDS+=($!)
 echo "== markdns at 127.0.0.1:53 -> 127.0.0.2:5353"
-in_ns "$BIN" --listen 127.0.0.1:53 --upstream 127.0.0.2:5353 2>"$WORK/markdns.log" &
+ip netns exec "$NS" "$BIN" --listen 127.0.0.1:53 --upstream 127.0.0.2:5353 2>"$WORK/markdns.log" &
 PIDS+=($!)
 for _ in $(seq 50); do
     in_ns dig +short +time=1 +tries=1 @127.0.0.1 ready.example.test 2>/dev/null | grep -q 192.0.2.7 && break
