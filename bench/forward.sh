@@ -84,11 +84,10 @@ if [[ -n ${MARKDNS_BIN:-} ]]; then
     [[ -x $MARKDNS_BIN ]] || die "MARKDNS_BIN=$MARKDNS_BIN is not executable"
 else
     MARKDNS_BIN=$REPO/.build/release/markdns
-    if [[ ! -x $MARKDNS_BIN ]]; then
-        log "building markdns (release)..."
-        (cd "$REPO" && swift build -c release --product markdns --scratch-path .build) >&2 \
-            || die "swift build failed"
-    fi
+    # Always build (incremental): a stale binary would measure old code.
+    log "building markdns (release)..."
+    (cd "$REPO" && PATH="/opt/swift/usr/bin:$PATH" swift build -c release --product markdns --scratch-path .build) >&2 \
+        || die "swift build failed"
 fi
 
 # ---------------------------------------------------------------- namespace, cleanup
