@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
     ],
     targets: [
         // C: libnetfilter_conntrack + libmnl, found through pkg-config.
@@ -26,6 +27,13 @@ let package = Package(
         .target(name: "DNSWire", swiftSettings: strict),
         // Pure: flow tuples, addresses, upstream plan, mark decisions.
         .target(name: "MarkCore", swiftSettings: strict),
+        // Pure: the per-client marking policy (TOML config, mask arithmetic, DNS actions,
+        // nftables/iptables rendering). No sockets; files are read through a closure.
+        .target(
+            name: "MarkPolicy",
+            dependencies: ["MarkCore", .product(name: "TOMLKit", package: "TOMLKit")],
+            swiftSettings: strict
+        ),
         // I/O: ctnetlink lookups over a persistent libmnl socket.
         .target(
             name: "Conntrack",
@@ -36,7 +44,7 @@ let package = Package(
         .target(
             name: "Forwarder",
             dependencies: [
-                "DNSWire", "MarkCore", "Conntrack",
+                "DNSWire", "MarkCore", "MarkPolicy", "Conntrack",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -47,7 +55,7 @@ let package = Package(
         .executableTarget(
             name: "markdns",
             dependencies: [
-                "Forwarder", "MarkCore",
+                "Forwarder", "MarkCore", "MarkPolicy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -57,6 +65,7 @@ let package = Package(
         ),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
         .testTarget(name: "MarkCoreTests", dependencies: ["MarkCore"]),
+        .testTarget(name: "MarkPolicyTests", dependencies: ["MarkPolicy", "MarkCore"]),
         // Kernel tests: network namespaces, nft, conntrack, dnsmasq, the built binary.
         .testTarget(name: "KernelTests", dependencies: ["markdns", "DNSWire"]),
     ],

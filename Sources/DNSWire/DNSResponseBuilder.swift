@@ -32,3 +32,30 @@ public enum DNSResponseBuilder {
         out.append(contentsOf: [0, 0, 41, UInt8(size >> 8), UInt8(size & 0xFF), 0, 0, 0, 0, 0, 0])
     }
 }
+
+extension DNSResponseBuilder {
+    /// A locally made answer (walled garden, block lists): header with QR, AA and RA set,
+    /// the question echoed, one A or AAAA record per address (owner compressed to the
+    /// question name at offset 12), and OPT when the query had EDNS. With no addresses and
+    /// `.noError` it is a NODATA answer; with `.nxDomain` an NXDOMAIN.
+    /// Addresses must be 4 bytes (A) or 16 bytes (AAAA); each is typed by its length.
+    public static func localAnswer(to query: DNSMessage, rcode: DNSRcode = .noError,
+                                   addresses: [[UInt8]] = [], ttl: UInt32) -> [UInt8] {
+        let records = addresses.filter { $0.count == 4 || $0.count == 16 }
+        var out: [UInt8] = []
+        out.reserveCapacity(query.questionEnd + records.count * 28 + 11)
+        let flags: UInt16 = 0x8000 | (query.header.flags & 0x7900) | 0x0400 | 0x0080 | UInt16(rcode.rawValue)
+        DNSHeader(id: query.header.id, flags: flags, qdcount: 1, ancount: UInt16(records.count),
+                  arcount: query.edns == nil ? 0 : 1).write(into: &out)
+        query.question.write(into: &out)
+        for address in records {
+            let type = address.count == 4 ? DNSType.a : DNSType.aaaa
+            out += [0xC0, 0x0C, UInt8(type >> 8), UInt8(type & 0xFF), 0, 1]
+            out += [UInt8(ttl >> 24), UInt8((ttl >> 16) & 0xFF), UInt8((ttl >> 8) & 0xFF), UInt8(ttl & 0xFF)]
+            out += [0, UInt8(address.count)]
+            out += address
+        }
+        if query.edns != nil { appendOPT(into: &out) }
+        return out
+    }
+}

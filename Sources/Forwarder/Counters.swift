@@ -13,6 +13,11 @@ public struct Counters: Sendable, Equatable {
     public var droppedMalformed = 0
     public var overload = 0
     public var marked = 0
+    /// No kernel mark; the mark came from the policy's client selectors.
+    public var selectorMarked = 0
+    /// Answered by the policy itself, by reason (walled-garden, blocked).
+    public var localAnswers: [String: Int] = [:]
+    public var reloads = 0
     public var unmarked: [NoMarkReason: Int] = [:]
     public var upstreamSent = 0
     public var upstreamTimeouts = 0
@@ -31,7 +36,10 @@ public struct Counters: Sendable, Equatable {
             .joined(separator: " ")
         return "queries_udp=\(queriesUDP) queries_tcp=\(queriesTCP) answered=\(answered) "
             + "servfail=\(servfail) refused=\(refused) formerr=\(formerr) notimp=\(notimp) "
-            + "dropped=\(droppedMalformed) overload=\(overload) marked=\(marked) \(um) "
+            + "dropped=\(droppedMalformed) overload=\(overload) marked=\(marked) "
+            + "selector_marked=\(selectorMarked) \(um) "
+            + "walled_garden=\(localAnswers["walled-garden", default: 0]) blocked=\(localAnswers["blocked", default: 0]) "
+            + "reloads=\(reloads) "
             + "upstream_sent=\(upstreamSent) upstream_timeouts=\(upstreamTimeouts) "
             + "upstream_errors=\(upstreamErrors) upstream_unusable=\(upstreamUnusable) "
             + "truncated=\(truncatedRelayed) unmatched=\(unmatchedAnswers) "

@@ -1,6 +1,7 @@
 import Conntrack
 import Logging
 import MarkCore
+import MarkPolicy
 import NIOCore
 import NIOExtras
 import NIOPosix
@@ -24,9 +25,10 @@ public final class Forwarder: Sendable {
     private let logger: Logger
 
     public static func start(config: ForwarderConfig, logger: Logger) throws -> Forwarder {
-        guard !config.upstreams.isEmpty else {
-            throw ForwarderStartError(description: "no upstream given (--upstream ADDR:PORT)")
+        guard config.policy.config.pools.contains(where: { !$0.servers.isEmpty }) else {
+            throw ForwarderStartError(description: "no upstream given (--upstream ADDR:PORT or a [[pool]] in the policy)")
         }
+        let failClosed = config.policy.config.conntrack.onMissing == .refuse
         try checkMarkCapability(config)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
@@ -37,8 +39,8 @@ public final class Forwarder: Sendable {
                 do {
                     markSource = try NetlinkMarkSource()
                 } catch {
-                    if config.requireMark {
-                        return .failure(ForwarderStartError(description: "\(error); --require-mark cannot be honoured"))
+                    if failClosed {
+                        return .failure(ForwarderStartError(description: "\(error); refusing unmarked queries (--require-mark / on-missing = \"refuse\") cannot be honoured"))
                     }
                     logger.warning("\(error); every query will be forwarded unmarked")
                 }
@@ -68,7 +70,7 @@ public final class Forwarder: Sendable {
             try? group.syncShutdownGracefully()
             throw error
         }
-        logger.info("listening on \(names.joined(separator: ", ")) (udp+tcp); upstreams \(config.upstreams.map(\.description).joined(separator: ", ")); marks from \(!hasMarkSource ? "nowhere (unmarked)" : "ctnetlink")\(config.requireMark ? ", require-mark" : "")")
+        logger.info("listening on \(names.joined(separator: ", ")) (udp+tcp); pools \(config.policy.config.pools.map { "\($0.name)=\($0.servers.map(\.description).joined(separator: ","))" }.joined(separator: " ")); marks from \(!hasMarkSource ? "nowhere (unmarked)" : "ctnetlink"), mask \(hex(config.policy.mask)), on-missing \(config.policy.config.conntrack.onMissing.rawValue)")
         return Forwarder(group: group, engine: engine, channels: channels, boundAddresses: names, logger: logger)
     }
 
@@ -99,6 +101,12 @@ public final class Forwarder: Sendable {
         return counters ?? Counters()
     }
 
+    /// Puts a new policy in force for every query that arrives from now on.
+    public func reload(_ policy: PolicyEngine) {
+        let engine = self.engine
+        engine.eventLoop.execute { engine.value.reload(policy) }
+    }
+
     /// The counters now (for periodic stats).
     public func counters() -> Counters {
         let engine = self.engine
@@ -114,6 +122,7 @@ public final class Forwarder: Sendable {
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
                 .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4096))
                 .channelOption(.datagramVectorReadMessageCount, value: 16)
+                .channelOption(.receivePacketInfo, value: true)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(

@@ -1,14 +1,15 @@
 import MarkCore
+import MarkPolicy
 import NIOCore
 
 /// Everything the forwarder needs to run; built by the executable from flags.
 public struct ForwarderConfig: Sendable {
     public var listen: [Endpoint]
-    public var upstreams: [Endpoint]
+    /// Who gets which mark, what each mark may do, which pool serves it. Replaced as a
+    /// whole on reload.
+    public var policy: PolicyEngine
     /// Accepted now; 0 means no cache. (The cache itself is a later piece of work.)
     public var cacheSize: Int = 0
-    /// Refuse queries whose flow has no non-zero connmark (fail closed).
-    public var requireMark: Bool = false
     /// Look marks up through ctnetlink. Off only for benchmarks of the bare forwarder.
     public var useConntrack: Bool = true
     /// How long one upstream gets to answer before the next is tried.
@@ -27,8 +28,15 @@ public struct ForwarderConfig: Sendable {
     /// after this many queries.
     public var queriesPerSocket: Int = 64
 
-    public init(listen: [Endpoint], upstreams: [Endpoint]) {
+    public init(listen: [Endpoint], policy: PolicyEngine) {
         self.listen = listen
-        self.upstreams = upstreams
+        self.policy = policy
+    }
+
+    /// The policy of a plain forwarder (no policy file): one pool, every connmark bit
+    /// propagated, unmarked queries forwarded unmarked, or refused with `requireMark`.
+    public static func simplePolicy(upstreams: [Endpoint], requireMark: Bool) -> PolicyConfig {
+        PolicyConfig(conntrack: ConntrackConfig(onMissing: requireMark ? .refuse : .unmarked),
+                     pools: [Pool(name: "default", servers: upstreams)])
     }
 }

@@ -1,6 +1,7 @@
 import DNSWire
 import Logging
 import MarkCore
+import MarkPolicy
 import NIOCore
 import NIOExtras
 import NIOPosix
@@ -19,7 +20,12 @@ final class QueryEngine {
     let config: ForwarderConfig
     let markSource: (any MarkSource)?
     let logger: Logger
-    let upstreamAddresses: [SocketAddress]
+    /// The policy in force; replaced whole by `reload`. Queries in flight keep the
+    /// decision they were given.
+    private(set) var policy: PolicyEngine
+    private var addresses: [Endpoint: SocketAddress] = [:]
+    private var interfaceNames: [Int: String] = [:]
+    let neighbours = NeighbourTable()
     private(set) var counters = Counters()
     private var pools: [UpstreamUDPPool.Key: UpstreamUDPPool] = [:]
     private var quarantine = PortQuarantine()
@@ -36,7 +42,29 @@ final class QueryEngine {
         self.config = config
         self.markSource = markSource
         self.logger = logger
-        self.upstreamAddresses = config.upstreams.map(\.socketAddress)
+        self.policy = config.policy
+    }
+
+    func reload(_ policy: PolicyEngine) {
+        self.policy = policy
+        counters.reloads += 1
+    }
+
+    private func socketAddress(_ e: Endpoint) -> SocketAddress {
+        if let a = addresses[e] { return a }
+        let a = e.socketAddress
+        addresses[e] = a
+        return a
+    }
+
+    private func interfaceName(_ index: Int?) -> String? {
+        guard let index, index > 0 else { return nil }
+        if let n = interfaceNames[index] { return n }
+        var buf = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
+        guard if_indextoname(UInt32(index), &buf) != nil else { return nil }
+        let n = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        interfaceNames[index] = n
+        return n
     }
 
     var inFlight: Int { outstanding }
@@ -44,7 +72,8 @@ final class QueryEngine {
     // MARK: - Client side
 
     /// A query from a client. `bytes` is the whole DNS message.
-    func receive(_ bytes: ByteBuffer, flow: FlowTuple, reply: ReplyTarget, tcpClient: TCPClientHandler? = nil) {
+    func receive(_ bytes: ByteBuffer, flow: FlowTuple, reply: ReplyTarget, interfaceIndex: Int? = nil,
+                 tcpClient: TCPClientHandler? = nil) {
         if flow.proto == .udp { counters.queriesUDP += 1 } else { counters.queriesTCP += 1 }
         let parsed: Result<DNSMessage, DNSWireError> = bytes.withUnsafeReadableBytes { raw in
             Result { () throws(DNSWireError) -> DNSMessage in try DNSMessage.parse(raw) }
@@ -71,19 +100,37 @@ final class QueryEngine {
             return
         }
 
-        // Mark of the client's flow.
+        // Mark of the client's flow, then what the policy makes of it.
         let lookup = markSource?.lookup(flow)
-        let decision = MarkDecision.decide(lookup, requireMark: config.requireMark)
-        switch decision {
-        case .forward:
-            counters.marked += 1
-        case .forwardUnmarked(let reason), .refuse(let reason):
-            counters.unmarked[reason, default: 0] += 1
-            noteNoMark(reason, lookup: lookup, flow: flow)
+        var client = ClientIdentity(address: flow.client.address)
+        if policy.consultsSelectors, !hasPolicyMark(lookup) {
+            if policy.usesMAC { client.mac = neighbours.mac(for: flow.client.address) }
+            if policy.usesInterface { client.interface = interfaceName(interfaceIndex) }
         }
-        guard let mark = decision.upstreamMark else {
+        let decision = policy.decide(connmark: lookup, client: client)
+        switch decision.origin {
+        case .connmark: counters.marked += 1
+        case .selector: counters.selectorMarked += 1
+        case .missing(let reason):
+            counters.unmarked[reason, default: 0] += 1
+            noteNoMark(reason, lookup: lookup, flow: flow, refused: decision.isRefused)
+        }
+        if decision.isRefused {
             counters.refused += 1
             respond(DNSResponseBuilder.errorResponse(to: query, rcode: .refused), to: reply)
+            tcpClient?.queryDone()
+            return
+        }
+        if let local = decision.answer(wireName: query.question.name.wire, qtype: query.question.type) {
+            counters.localAnswers[local.reason.rawValue, default: 0] += 1
+            respond(localAnswer(local, to: query), to: reply)
+            tcpClient?.queryDone()
+            return
+        }
+        let mark = decision.upstreamMark
+        guard let pool = decision.pool.flatMap(policy.config.pool(named:)), !pool.servers.isEmpty else {
+            counters.servfail += 1
+            respond(DNSResponseBuilder.errorResponse(to: query, rcode: .servFail), to: reply)
             tcpClient?.queryDone()
             return
         }
@@ -104,7 +151,7 @@ final class QueryEngine {
             }
         }
         let txn = Transaction(query: query, upstreamQuery: upstreamQuery, flow: flow, mark: mark,
-                              reply: reply, upstreamCount: upstreamAddresses.count)
+                              reply: reply, upstreams: pool.servers)
         txn.tcpClient = tcpClient
         outstanding += 1
         if case .send(let index) = txn.plan.start { startAttempt(txn, upstream: index) }
@@ -120,12 +167,28 @@ final class QueryEngine {
         respond(DNSResponseBuilder.formErr(toHeader: header), to: reply)
     }
 
-    private func noteNoMark(_ reason: NoMarkReason, lookup: MarkLookup?, flow: FlowTuple) {
+    private func hasPolicyMark(_ lookup: MarkLookup?) -> Bool {
+        if case .found(let m) = lookup { return m & policy.mask != 0 }
+        return false
+    }
+
+    private func localAnswer(_ local: LocalAnswer, to query: DNSMessage) -> [UInt8] {
+        switch local.kind {
+        case .addresses(let list):
+            return DNSResponseBuilder.localAnswer(to: query, addresses: list.map(\.bytes), ttl: local.ttl)
+        case .noData:
+            return DNSResponseBuilder.localAnswer(to: query, ttl: local.ttl)
+        case .nxDomain:
+            return DNSResponseBuilder.localAnswer(to: query, rcode: .nxDomain, ttl: local.ttl)
+        }
+    }
+
+    private func noteNoMark(_ reason: NoMarkReason, lookup: MarkLookup?, flow: FlowTuple, refused: Bool) {
         guard reason != .markZero, !loggedNoMark.contains(reason) else { return }
         loggedNoMark.insert(reason)
         var detail = ""
         if case .failed(let e) = lookup { detail = ": " + errnoText(e) }
-        let action = config.requireMark ? "refusing (--require-mark)" : "forwarding unmarked"
+        let action = refused ? "refusing (fail closed)" : "applying on-missing policy"
         let hint: String
         switch reason {
         case .noEntry: hint = "no conntrack entry for the client's flow (is nf_conntrack tracking it?)"
@@ -229,7 +292,7 @@ final class QueryEngine {
     // MARK: - UDP upstream
 
     private func sendUDP(_ txn: Transaction, upstream index: Int, attempt: Int) {
-        let pool = self.pool(mark: txn.mark, upstream: index)
+        let pool = self.pool(mark: txn.mark, upstream: txn.upstreams[index])
         if let socket = pickSocket(pool) {
             sendUDP(txn, on: socket)
         } else {
@@ -237,10 +300,10 @@ final class QueryEngine {
         }
     }
 
-    private func pool(mark: UInt32, upstream: Int) -> UpstreamUDPPool {
+    private func pool(mark: UInt32, upstream: Endpoint) -> UpstreamUDPPool {
         let key = UpstreamUDPPool.Key(mark: mark, upstream: upstream)
         if let pool = pools[key] { return pool }
-        let pool = UpstreamUDPPool(key: key, upstream: config.upstreams[upstream])
+        let pool = UpstreamUDPPool(key: key)
         pools[key] = pool
         return pool
     }
@@ -304,7 +367,7 @@ final class QueryEngine {
             bootstrap = bootstrap.channelOption(.socket(SocketOptionLevel(SOL_SOCKET), SO_MARK),
                                                 value: SocketOptionValue(Int32(bitPattern: mark)))
         }
-        bootstrap.connect(to: upstreamAddresses[pool.key.upstream]).assumeIsolated().whenComplete { result in
+        bootstrap.connect(to: socketAddress(pool.key.upstream)).assumeIsolated().whenComplete { result in
             pool.opening -= 1
             switch result {
             case .success(let channel):
@@ -404,7 +467,7 @@ final class QueryEngine {
             bootstrap = bootstrap.channelOption(.socket(SocketOptionLevel(SOL_SOCKET), SO_MARK),
                                                 value: SocketOptionValue(Int32(bitPattern: txn.mark)))
         }
-        bootstrap.connect(to: upstreamAddresses[index]).assumeIsolated().whenComplete { result in
+        bootstrap.connect(to: socketAddress(txn.upstreams[index])).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
                 guard txn.attempt == attempt, !txn.finished else { channel.close(promise: nil); return }

@@ -113,7 +113,8 @@ final class UDPListenerHandler: ChannelInboundHandler {
         let envelope = unwrapInboundIn(data)
         guard let client = envelope.remoteAddress.endpoint else { return }
         engine.receive(envelope.data, flow: FlowTuple(proto: .udp, client: client, local: local),
-                       reply: .udp(context.channel, envelope.remoteAddress))
+                       reply: .udp(context.channel, envelope.remoteAddress),
+                       interfaceIndex: envelope.metadata?.packetInfo?.interfaceIndex)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -10,6 +10,9 @@ final class Transaction {
     let flow: FlowTuple
     let mark: UInt32
     let reply: ReplyTarget
+    /// The pool's servers, in order, as decided when the query arrived (a reload does not
+    /// change a query in flight).
+    let upstreams: [Endpoint]
     /// Client queries over TCP go upstream over TCP; UDP ones over UDP.
     var upstreamProtocol: TransportProtocol { flow.proto }
     var plan: UpstreamPlan
@@ -24,12 +27,13 @@ final class Transaction {
     var tcpClient: TCPClientHandler?
 
     init(query: DNSMessage, upstreamQuery: ByteBuffer, flow: FlowTuple, mark: UInt32,
-         reply: ReplyTarget, upstreamCount: Int) {
+         reply: ReplyTarget, upstreams: [Endpoint]) {
         self.query = query
         self.upstreamQuery = upstreamQuery
         self.flow = flow
         self.mark = mark
         self.reply = reply
-        self.plan = UpstreamPlan(upstreamCount: upstreamCount)
+        self.upstreams = upstreams
+        self.plan = UpstreamPlan(upstreamCount: upstreams.count)
     }
 }

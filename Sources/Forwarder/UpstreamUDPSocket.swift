@@ -24,7 +24,7 @@ final class UpstreamUDPSocket {
 final class UpstreamUDPPool {
     struct Key: Hashable {
         var mark: UInt32
-        var upstream: Int
+        var upstream: Endpoint
     }
 
     let key: Key
@@ -34,9 +34,9 @@ final class UpstreamUDPPool {
     /// Transactions waiting for a socket (only while the first sockets are opening).
     var waiting: [(Transaction, Int)] = []
 
-    init(key: Key, upstream: Endpoint) {
+    init(key: Key) {
         self.key = key
-        self.upstream = upstream
+        self.upstream = key.upstream
     }
 }
 

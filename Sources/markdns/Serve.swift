@@ -3,6 +3,7 @@ import Dispatch
 import Forwarder
 import Logging
 import MarkCore
+import MarkPolicy
 import NIOCore
 
 #if canImport(Glibc)
@@ -12,6 +13,9 @@ import Glibc
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve DNS on the listen addresses and forward to the upstreams (the default).")
+
+    @Option(name: .long, help: ArgumentHelp("Policy file (TOML): clients, marks, pools. SIGHUP reloads it. --listen/--upstream/--require-mark override it.", valueName: "file"))
+    var config: String?
 
     @Option(name: .long, help: ArgumentHelp("Address to serve on, UDP and TCP: 192.0.2.1:53 or [::1]:53. Repeatable. 0.0.0.0 / [::] mean every local address.", valueName: "addr:port"))
     var listen: [String] = []
@@ -44,8 +48,10 @@ struct Serve: ParsableCommand {
     var logLevel: String = "info"
 
     func validate() throws {
-        guard !listen.isEmpty else { throw ValidationError("give at least one --listen ADDR:PORT") }
-        guard !upstream.isEmpty else { throw ValidationError("give at least one --upstream ADDR:PORT") }
+        if config == nil {
+            guard !listen.isEmpty else { throw ValidationError("give at least one --listen ADDR:PORT (or --config FILE)") }
+            guard !upstream.isEmpty else { throw ValidationError("give at least one --upstream ADDR:PORT (or --config FILE)") }
+        }
         guard cacheSize >= 0 else { throw ValidationError("--cache-size must be 0 or more") }
         guard upstreamTimeout > 0, tcpIdleTimeout > 0, maxOutstanding > 0, maxTcpConnections > 0 else {
             throw ValidationError("timeouts and limits must be positive")
@@ -61,16 +67,20 @@ struct Serve: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "markdns")
-        var config: ForwarderConfig
+        let policy: PolicyConfig
+        let listenEndpoints: [Endpoint]
         do {
-            config = ForwarderConfig(
-                listen: try listen.map { try Endpoint.parse($0) },
-                upstreams: try upstream.map { try Endpoint.parse($0, defaultPort: 53) })
+            policy = try effectivePolicy()
+            listenEndpoints = listen.isEmpty ? (policy.server.listen ?? []) : try listen.map { try Endpoint.parse($0) }
+        } catch let error as PolicyError {
+            FileHandleStderr.write("markdns: \(error.description)\n")
+            Glibc.exit(1)
         } catch {
             throw ValidationError("\(error)")
         }
+        guard !listenEndpoints.isEmpty else { throw ValidationError("no listen address: give --listen or server.listen in the policy") }
+        var config = ForwarderConfig(listen: listenEndpoints, policy: PolicyEngine(policy))
         config.cacheSize = cacheSize
-        config.requireMark = requireMark
         config.useConntrack = !noConntrack
         config.upstreamTimeout = .milliseconds(Int64(upstreamTimeout))
         config.tcpIdleTimeout = .seconds(Int64(tcpIdleTimeout))
@@ -84,20 +94,50 @@ struct Serve: ParsableCommand {
             FileHandleStderr.write("markdns: \(error.description)\n")
             Glibc.exit(1)
         }
-        waitForTermination()
+        waitForTermination(onReload: {
+            guard self.config != nil else {
+                logger.notice("SIGHUP: no --config file; nothing to reload")
+                return
+            }
+            do {
+                let policy = try self.effectivePolicy()
+                forwarder.reload(PolicyEngine(policy))
+                logger.notice("reloaded policy \(self.config ?? ""): \(policy.marks.count) marks, \(policy.clients.count) clients, \(policy.pools.count) pools")
+            } catch {
+                logger.error("reload failed, the previous policy stays in force: \(error)")
+            }
+        })
         logger.info("stopping: draining queries in flight")
         let counters = forwarder.shutdown()
         logger.info("stats: \(counters.summary)")
     }
 
-    /// Blocks until SIGTERM or SIGINT.
-    private func waitForTermination() {
+    /// The policy file with the command-line overrides applied, or the plain forwarder's
+    /// policy built from the flags when there is no file.
+    func effectivePolicy() throws -> PolicyConfig {
+        var policy: PolicyConfig
+        let upstreams = try upstream.map { try Endpoint.parse($0, defaultPort: 53) }
+        if let config {
+            policy = try PolicyLoading.load(config)
+            if !upstreams.isEmpty, let i = policy.pools.firstIndex(where: { $0.name == policy.defaultPool }) {
+                policy.pools[i].servers = upstreams
+            }
+            if requireMark { policy.conntrack.onMissing = .refuse }
+        } else {
+            policy = ForwarderConfig.simplePolicy(upstreams: upstreams, requireMark: requireMark)
+        }
+        return policy
+    }
+
+    /// Blocks until SIGTERM or SIGINT; runs `onReload` for each SIGHUP (serially).
+    private func waitForTermination(onReload: @escaping @Sendable () -> Void) {
         let done = DispatchSemaphore(value: 0)
         var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT] {
+        let reloadQueue = DispatchQueue(label: "markdns.reload")
+        for sig in [SIGTERM, SIGINT, SIGHUP] {
             signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { done.signal() }
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: sig == SIGHUP ? reloadQueue : .global())
+            source.setEventHandler { if sig == SIGHUP { onReload() } else { done.signal() } }
             source.resume()
             sources.append(source)
         }

@@ -1,0 +1,63 @@
+import MarkCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// IPv4 address -> MAC from the kernel's neighbour table (/proc/net/arp), re-read at most
+/// once per `refreshSeconds` and only when a MAC selector needs it. Parsing is pure and
+/// tested; reading is one small file.
+final class NeighbourTable {
+    private var table: [IPAddress: [UInt8]] = [:]
+    private var loadedAt: Double = -1e9
+    let refreshSeconds: Double
+    let path: String
+
+    init(path: String = "/proc/net/arp", refreshSeconds: Double = 5) {
+        self.path = path
+        self.refreshSeconds = refreshSeconds
+    }
+
+    func mac(for address: IPAddress) -> [UInt8]? {
+        let now = Double(NIODeadlineNow()) / 1e9
+        if now - loadedAt > refreshSeconds || (table[address] == nil && now - loadedAt > 1) {
+            if let text = readSmallFile(path) { table = NeighbourTable.parseProcNetARP(text) }
+            loadedAt = now
+        }
+        return table[address]
+    }
+
+    /// Parses /proc/net/arp: "IP address HW type Flags HW address Mask Device"; only
+    /// complete entries (flags 0x2) count.
+    static func parseProcNetARP(_ text: String) -> [IPAddress: [UInt8]] {
+        var out: [IPAddress: [UInt8]] = [:]
+        for line in text.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count >= 4, let ip = IPAddress(String(f[0])), f[2] == "0x2" else { continue }
+            let parts = f[3].split(separator: ":").compactMap { UInt8($0, radix: 16) }
+            if parts.count == 6 { out[ip] = parts }
+        }
+        return out
+    }
+}
+
+func NIODeadlineNow() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// Reads a file of at most 1 MiB; nil on any error.
+func readSmallFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var data: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 16384)
+    while data.count < 1 << 20 {
+        let n = read(fd, &buf, buf.count)
+        if n <= 0 { break }
+        data += buf[0..<n]
+    }
+    return String(decoding: data, as: UTF8.self)
+}

@@ -1,0 +1,218 @@
+import MarkCore
+import TOMLKit
+
+extension PolicyConfig {
+    /// Parses and validates a TOML policy. `file` names the text in errors (and is the
+    /// directory relative `file:` block lists are resolved against); `readFile` reads those
+    /// block lists (the module does no I/O of its own).
+    ///
+    /// Every error is a `PolicyError` (`file:line: key: reason`): syntax errors with
+    /// TOMLKit's line, unknown keys (typos are never ignored), wrong types, bad values and
+    /// broken references with the line of the offending key.
+    public static func load(text: String, file: String,
+                            readFile: (String) throws -> String) throws(PolicyError) -> PolicyConfig {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let e as TOMLParseError {
+            throw PolicyError(file: file, line: e.source.begin.line, key: nil,
+                              reason: "syntax error: \(e.description) (column \(e.source.begin.column))")
+        } catch {
+            throw PolicyError(file: file, line: nil, key: nil, reason: "syntax error: \(error)")
+        }
+        // TOMLKit never frees a parsed document; clearing it frees everything but the root.
+        defer { root.clear() }
+        let reader = TOMLPolicyReader(file: file, locator: TOMLLocator(text))
+        let config = try reader.read(root, readFile: readFile)
+        try config.validate(file: file, locator: reader.locator)
+        return config
+    }
+}
+
+/// Turns a parsed TOML document into a `PolicyConfig`: shapes, types, keys and values.
+/// Cross-references (pools, marks, masks) are checked by `PolicyConfig.validate`.
+struct TOMLPolicyReader {
+    let file: String
+    let locator: TOMLLocator
+
+    static let rootKeys = ["server", "conntrack", "pool", "client", "mark"]
+    static let serverKeys = ["listen"]
+    static let conntrackKeys = ["mask", "base", "on-missing"]
+    static let poolKeys = ["name", "servers", "strategy", "default"]
+    static let clientKeys = ["name", "match", "mark"]
+    static let markKeys = ["value", "name", "action", "pool", "portal", "allow", "ttl",
+                           "block", "block-answer", "block-ttl", "table"]
+    static let walledGardenOnly = ["portal", "allow", "ttl"]
+
+    func error(_ key: String, _ reason: String) -> PolicyError {
+        PolicyError(file: file, line: locator.line(of: key), key: key, reason: reason)
+    }
+
+    func read(_ root: TOMLTable, readFile: (String) throws -> String) throws(PolicyError) -> PolicyConfig {
+        try checkKeys(root, "", Self.rootKeys)
+
+        var server = ServerConfig()
+        if let t = try table(root, "server") {
+            try checkKeys(t, "server", Self.serverKeys)
+            if let list = try strings(t, "listen", path: "server.listen") {
+                guard !list.isEmpty else { throw error("server.listen", "is empty (leave it out to use the command line's)") }
+                server.listen = try list.enumerated().map { (i, s) throws(PolicyError) in
+                    try endpoint(s, path: "server.listen[\(i + 1)]")
+                }
+            }
+        }
+
+        var conntrack = ConntrackConfig()
+        if let t = try table(root, "conntrack") {
+            try checkKeys(t, "conntrack", Self.conntrackKeys)
+            if let m = try uint32(t, "mask", path: "conntrack.mask") { conntrack.mask = m }
+            if let b = try uint32(t, "base", path: "conntrack.base") { conntrack.base = b }
+            if let s = try string(t, "on-missing", path: "conntrack.on-missing") {
+                conntrack.onMissing = try choice(s, OnMissing.self, path: "conntrack.on-missing")
+            }
+        }
+
+        var pools: [Pool] = []
+        var defaultPool: String? = nil
+        for (i, t) in try tables(root, "pool").enumerated() {
+            let p = "pool[\(i + 1)]"
+            try checkKeys(t, p, Self.poolKeys)
+            let name = try required(string(t, "name", path: "\(p).name"), "\(p).name", in: p)
+            let list = try required(strings(t, "servers", path: "\(p).servers"), "\(p).servers", in: p)
+            var pool = Pool(name: name, servers: [])
+            pool.servers = try list.enumerated().map { (j, s) throws(PolicyError) in
+                try endpoint(s, path: "\(p).servers[\(j + 1)]")
+            }
+            if let s = try string(t, "strategy", path: "\(p).strategy") {
+                pool.strategy = try choice(s, PoolStrategy.self, path: "\(p).strategy")
+            }
+            if try bool(t, "default", path: "\(p).default") == true {
+                if let d = defaultPool { throw error("\(p).default", "pool '\(d)' is already the default") }
+                defaultPool = name
+            }
+            pools.append(pool)
+        }
+        let fallbackPool = defaultPool ?? pools.first?.name ?? ""
+
+        var marks: [MarkRule] = []
+        for (i, t) in try tables(root, "mark").enumerated() {
+            marks.append(try mark(t, path: "mark[\(i + 1)]", defaultPool: fallbackPool, readFile: readFile))
+        }
+
+        var clients: [ClientRule] = []
+        for (i, t) in try tables(root, "client").enumerated() {
+            let p = "client[\(i + 1)]"
+            try checkKeys(t, p, Self.clientKeys)
+            let name = try required(string(t, "name", path: "\(p).name"), "\(p).name", in: p)
+            let list = try required(strings(t, "match", path: "\(p).match"), "\(p).match", in: p)
+            let selectors = try list.enumerated().map { (j, s) throws(PolicyError) in
+                try selector(s, path: "\(p).match[\(j + 1)]")
+            }
+            guard let v = t["mark"] else { throw missing("\(p).mark", in: p) }
+            let value: UInt32
+            if let s = v.string {
+                guard let m = marks.first(where: { $0.name == s }) else {
+                    throw error("\(p).mark", "no [[mark]] is named '\(s)'")
+                }
+                value = m.value
+            } else {
+                value = try uint32(v, path: "\(p).mark")
+            }
+            clients.append(ClientRule(name: name, match: selectors, mark: value))
+        }
+
+        return PolicyConfig(server: server, conntrack: conntrack, pools: pools, clients: clients,
+                            marks: marks, defaultPool: fallbackPool)
+    }
+
+    private func mark(_ t: TOMLTable, path p: String, defaultPool: String,
+                      readFile: (String) throws -> String) throws(PolicyError) -> MarkRule {
+        try checkKeys(t, p, Self.markKeys)
+        let value = try required(uint32(t, "value", path: "\(p).value"), "\(p).value", in: p)
+        let name = try required(string(t, "name", path: "\(p).name"), "\(p).name", in: p)
+        let kind = try string(t, "action", path: "\(p).action").map { s throws(PolicyError) in
+            try choice(s, ActionKind.self, path: "\(p).action")
+        } ?? .forward
+        let poolName = try string(t, "pool", path: "\(p).pool")
+        if kind != .walledGarden, let k = Self.walledGardenOnly.first(where: { t[$0] != nil }) {
+            throw error("\(p).\(k)", "only applies to action = \"walled-garden\"")
+        }
+        let action: MarkAction
+        switch kind {
+        case .forward:
+            action = .forward(pool: poolName ?? defaultPool)
+        case .refuse:
+            for k in ["pool", "block", "block-answer", "block-ttl"] where t[k] != nil {
+                throw error("\(p).\(k)", "has no effect with action = \"refuse\"")
+            }
+            action = .refuse
+        case .walledGarden:
+            let portalText = try required(strings(t, "portal", path: "\(p).portal"), "\(p).portal", in: p)
+            let portal = try portalText.enumerated().map { (j, s) throws(PolicyError) -> IPAddress in
+                guard let a = IPAddress(s), !a.isUnspecified else {
+                    throw error("\(p).portal[\(j + 1)]", "'\(s)' is not an IPv4 or IPv6 address")
+                }
+                return a
+            }
+            let allow = try (strings(t, "allow", path: "\(p).allow") ?? []).enumerated().map { (j, s) throws(PolicyError) in
+                try domain(s, path: "\(p).allow[\(j + 1)]")
+            }
+            let ttl = try uint32(t, "ttl", path: "\(p).ttl", max: 86_400) ?? WalledGarden.defaultTTL
+            action = .walledGarden(WalledGarden(portal: portal, allow: allow, ttl: ttl, pool: poolName ?? defaultPool))
+        }
+
+        var rule = MarkRule(value: value, name: name, action: action)
+        var seen = Set<String>()
+        for (j, entry) in (try strings(t, "block", path: "\(p).block") ?? []).enumerated() {
+            let ep = "\(p).block[\(j + 1)]"
+            if entry.hasPrefix(BlockList.filePrefix) {
+                let given = String(entry.dropFirst(BlockList.filePrefix.count))
+                guard !given.isEmpty else { throw error(ep, "'file:' needs a path") }
+                let path = BlockList.resolve(given, relativeTo: file)
+                let text: String
+                do { text = try readFile(path) } catch { throw self.error(ep, "cannot read '\(path)': \(error)") }
+                switch BlockList.parse(text) {
+                case .success(let names):
+                    for n in names where seen.insert(n).inserted { rule.block.append(n) }
+                case .failure(let e):
+                    throw PolicyError(file: path, line: e.line, key: ep, reason: e.reason)
+                }
+                rule.blockFiles.append(given)
+            } else {
+                let n = try domain(entry, path: ep)
+                if seen.insert(n).inserted { rule.block.append(n) }
+            }
+        }
+        if let s = try string(t, "block-answer", path: "\(p).block-answer") {
+            rule.blockAnswer = try choice(s, BlockAnswer.self, path: "\(p).block-answer")
+        }
+        if let ttl = try uint32(t, "block-ttl", path: "\(p).block-ttl", max: 604_800) { rule.blockTTL = ttl }
+        rule.table = try uint32(t, "table", path: "\(p).table")
+        return rule
+    }
+
+    // MARK: - Values
+
+    private func endpoint(_ s: String, path: String) throws(PolicyError) -> Endpoint {
+        do { return try Endpoint.parse(s, defaultPort: 53) } catch { throw self.error(path, error.description) }
+    }
+
+    private func selector(_ s: String, path: String) throws(PolicyError) -> ClientSelector {
+        do { return try ClientSelector(parsing: s) } catch { throw self.error(path, error.description) }
+    }
+
+    private func domain(_ s: String, path: String) throws(PolicyError) -> String {
+        switch DomainName.normalize(s) {
+        case .success(let n): return n
+        case .failure(let e): throw error(path, e.description)
+        }
+    }
+
+    private func choice<E: RawRepresentable & CaseIterable>(_ s: String, _: E.Type, path: String) throws(PolicyError) -> E
+    where E.RawValue == String {
+        guard let v = E(rawValue: s) else {
+            throw error(path, "'\(s)' is not one of " + E.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))
+        }
+        return v
+    }
+}

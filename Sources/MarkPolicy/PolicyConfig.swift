@@ -1,0 +1,86 @@
+import MarkCore
+
+/// A parsed, validated markdns policy: which client gets which mark, what each mark may do
+/// in DNS, and the upstream pools. Plain values; `PolicyConfig.load` builds one from TOML,
+/// `PolicyEngine` turns it into per-query decisions, the renderers into kernel rules.
+public struct PolicyConfig: Sendable, Equatable {
+    public var server: ServerConfig
+    public var conntrack: ConntrackConfig
+    /// Upstream pools in file order.
+    public var pools: [Pool]
+    /// Client rules in file order; the first rule with a matching selector wins.
+    public var clients: [ClientRule]
+    /// Mark rules in file order.
+    public var marks: [MarkRule]
+    /// Name of the pool used for unmarked queries, unknown marks and rules without a
+    /// pool: the `[[pool]]` with `default = true`, else the first pool.
+    public var defaultPool: String
+
+    public init(server: ServerConfig = ServerConfig(), conntrack: ConntrackConfig = ConntrackConfig(),
+                pools: [Pool], clients: [ClientRule] = [], marks: [MarkRule] = [],
+                defaultPool: String? = nil) {
+        self.server = server; self.conntrack = conntrack; self.pools = pools
+        self.clients = clients; self.marks = marks
+        self.defaultPool = defaultPool ?? pools.first?.name ?? ""
+    }
+
+    public func pool(named name: String) -> Pool? { pools.first { $0.name == name } }
+    public func mark(value: UInt32) -> MarkRule? { marks.first { $0.value == value } }
+    public func mark(named name: String) -> MarkRule? { marks.first { $0.name == name } }
+
+    /// Policy-routing hints: mark value -> routing table, from `[[mark]] table = N`.
+    /// Each becomes `ip rule add fwmark MARK/MASK table N`.
+    public var routing: [UInt32: UInt32] {
+        var r: [UInt32: UInt32] = [:]
+        for m in marks { if let t = m.table { r[m.value] = t } }
+        return r
+    }
+}
+
+/// `[server]`.
+public struct ServerConfig: Sendable, Equatable {
+    /// Addresses to listen on (default port 53); nil when the file does not say (the
+    /// command line or the built-in default applies).
+    public var listen: [Endpoint]?
+    public init(listen: [Endpoint]? = nil) { self.listen = listen }
+}
+
+/// `[conntrack]`: which connmark bits are ours and what to do without them.
+public struct ConntrackConfig: Sendable, Equatable {
+    /// Only these bits of the connmark select a policy and travel to the upstream socket.
+    public var mask: UInt32
+    /// The bits outside `mask` of every upstream SO_MARK (for other mark users: a
+    /// multi-WAN manager's routing bits, say). Must have no bits inside `mask`.
+    public var base: UInt32
+    public var onMissing: OnMissing
+
+    public init(mask: UInt32 = 0xffff_ffff, base: UInt32 = 0, onMissing: OnMissing = .unmarked) {
+        self.mask = mask; self.base = base; self.onMissing = onMissing
+    }
+}
+
+/// What to do with a query whose flow has no mark in our bits (no conntrack entry, lookup
+/// failed, or the masked connmark is 0).
+public enum OnMissing: String, Sendable, Equatable, CaseIterable {
+    /// Take the mark of the first `[[client]]` rule whose selectors match the client, and
+    /// set it on the upstream socket; unmatched clients are forwarded unmarked.
+    case policy
+    /// Forward to the default pool without a policy mark.
+    case unmarked
+    /// Answer REFUSED (fail closed).
+    case refuse
+}
+
+/// `[[client]]`: clients matched by any of `match` get `mark`.
+public struct ClientRule: Sendable, Equatable {
+    public var name: String
+    /// A client matches when any selector matches.
+    public var match: [ClientSelector]
+    /// The mark value (always one defined by a `[[mark]]`).
+    public var mark: UInt32
+    public init(name: String, match: [ClientSelector], mark: UInt32) {
+        self.name = name; self.match = match; self.mark = mark
+    }
+
+    public func matches(_ client: ClientIdentity) -> Bool { match.contains { $0.matches(client) } }
+}

@@ -1,0 +1,80 @@
+import MarkCore
+
+/// The policy as the forwarder uses it per query: connmark and client in, decision out.
+/// Immutable and Sendable; a reload builds a new engine and swaps it in, so queries in
+/// flight finish under the decision they were given.
+public struct PolicyEngine: Sendable {
+    public let config: PolicyConfig
+    private let marks: [UInt32: CompiledMark]
+
+    public init(_ config: PolicyConfig) {
+        self.config = config
+        var m: [UInt32: CompiledMark] = [:]
+        for rule in config.marks where m[rule.value & config.conntrack.mask] == nil {
+            m[rule.value & config.conntrack.mask] = CompiledMark(rule)
+        }
+        self.marks = m
+    }
+
+    public var mask: UInt32 { config.conntrack.mask }
+
+    /// The upstream SO_MARK for a mark: its bits inside the mask, the base's outside.
+    public func upstreamMark(for mark: UInt32) -> UInt32 {
+        (mark & mask) | (config.conntrack.base & ~mask)
+    }
+
+    /// True when `decide` may look at the client's selectors (so MAC and interface are
+    /// worth finding): `on-missing = "policy"` with at least one `[[client]]`.
+    public var consultsSelectors: Bool { config.conntrack.onMissing == .policy && !config.clients.isEmpty }
+    /// True when some selector is a MAC address (the neighbour table is needed).
+    public var usesMAC: Bool { selectors.contains { if case .mac = $0 { true } else { false } } }
+    /// True when some selector is an interface.
+    public var usesInterface: Bool { selectors.contains { if case .interface = $0 { true } else { false } } }
+    private var selectors: [ClientSelector] { config.clients.flatMap(\.match) }
+
+    /// The first `[[client]]` rule with a selector matching `client`.
+    public func firstMatchingRule(for client: ClientIdentity) -> ClientRule? {
+        config.clients.first { $0.matches(client) }
+    }
+
+    public func decide(connmark: MarkLookup?, client: ClientIdentity) -> PolicyDecision {
+        let reason: NoMarkReason
+        switch connmark {
+        case .found(let m) where m & mask != 0: return decision(masked: m & mask, origin: .connmark)
+        case .found: reason = .markZero
+        case .notFound: reason = .noEntry
+        case .failed: reason = .lookupFailed
+        case nil: reason = .noSource
+        }
+        switch config.conntrack.onMissing {
+        case .policy:
+            if let rule = firstMatchingRule(for: client), rule.mark & mask != 0 {
+                return decision(masked: rule.mark & mask, origin: .selector(client: rule.name))
+            }
+            return unmarked(reason)
+        case .unmarked:
+            return unmarked(reason)
+        case .refuse:
+            return PolicyDecision(view: PolicyView(mark: 0, kind: .refuse, name: PolicyDecision.noneName),
+                                  upstreamMark: 0, action: .refuse, origin: .missing(reason), compiled: nil)
+        }
+    }
+
+    private func unmarked(_ reason: NoMarkReason) -> PolicyDecision {
+        PolicyDecision(view: PolicyView(mark: 0, kind: .forward, name: PolicyDecision.noneName),
+                       upstreamMark: upstreamMark(for: 0), action: .forward(pool: config.defaultPool),
+                       origin: .missing(reason), compiled: nil)
+    }
+
+    private func decision(masked: UInt32, origin: MarkOrigin) -> PolicyDecision {
+        guard let c = marks[masked] else {
+            return PolicyDecision(view: PolicyView(mark: masked, kind: .forward, name: PolicyDecision.otherName),
+                                  upstreamMark: upstreamMark(for: masked),
+                                  action: .forward(pool: config.defaultPool), origin: origin, compiled: nil)
+        }
+        let action = c.rule.action
+        return PolicyDecision(view: PolicyView(mark: masked, kind: action.kind, name: c.rule.name),
+                              upstreamMark: action == .refuse ? 0 : upstreamMark(for: masked),
+                              action: action, origin: origin, compiled: c)
+    }
+}
