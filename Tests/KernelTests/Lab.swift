@@ -159,15 +159,16 @@ final class Lab {
 
     /// A dnsmasq that answers example.test itself (no forwarding, no cache).
     @discardableResult
-    func startUpstream(address: String, port: Int = 5353, extra: [String] = [], log: String? = nil) throws -> ChildProcess {
+    func startUpstream(address: String, port: Int = 5353, answer: String = "192.0.2.7", extra: [String] = [],
+                       log: String? = nil) throws -> ChildProcess {
         let bigTXT = (0..<12).map { _ in "\"" + String(repeating: "x", count: 100) + "\"" }.joined(separator: ",")
         let p = try spawn(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
                            "--pid-file=", "--user=root", "--bind-interfaces", "--listen-address=\(address)",
                            "--port=\(port)", "--cache-size=0", "--log-facility=-",
-                           "--address=/example.test/192.0.2.7", "--address=/example.test/2001:db8::7",
+                           "--address=/example.test/\(answer)", "--address=/example.test/2001:db8::7",
                            "--txt-record=big.example.test,\(bigTXT)"] + extra,
                           log: log ?? "dnsmasq-\(address)-\(port).log")
-        try waitForDNS(server: address, port: port)
+        try waitForDNS(server: address, port: port, expect: answer)
         return p
     }
 
@@ -184,14 +185,15 @@ final class Lab {
     @discardableResult
     func stop(_ p: ChildProcess) -> Int32 { p.stop() }
 
-    func waitForDNS(server: String, port: Int, process: ChildProcess? = nil, log: String? = nil) throws {
+    func waitForDNS(server: String, port: Int, expect: String = "192.0.2.7", process: ChildProcess? = nil,
+                    log: String? = nil) throws {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             if let process, !process.isRunning {
                 throw LabError("process exited early: \(log.map(readLog) ?? "")")
             }
             let r = run(["dig", "+time=1", "+tries=1", "+short", "-p", "\(port)", "@\(server)", "probe.example.test"])
-            if r.status == 0 && r.stdout.contains("192.0.2.7") { return }
+            if r.status == 0 && r.stdout.contains(expect) { return }
             usleep(100_000)
         }
         throw LabError("no DNS answer from \(server)#\(port) within 10 s")
