@@ -40,32 +40,3 @@ public enum NoMarkReason: String, Sendable, CaseIterable {
     /// No mark source at all (ctnetlink socket could not be opened).
     case noSource = "no-mark-source"
 }
-
-/// What to do with a query, given its mark lookup. Pure.
-public enum MarkDecision: Equatable, Sendable {
-    case forward(mark: UInt32)
-    case forwardUnmarked(NoMarkReason)
-    case refuse(NoMarkReason)
-
-    /// `requireMark` fails closed: any query without a non-zero mark is refused.
-    public static func decide(_ lookup: MarkLookup?, requireMark: Bool) -> MarkDecision {
-        let reason: NoMarkReason
-        switch lookup {
-        case .found(let m) where m != 0: return .forward(mark: m)
-        case .found: reason = .markZero
-        case .notFound: reason = .noEntry
-        case .failed: reason = .lookupFailed
-        case nil: reason = .noSource
-        }
-        return requireMark ? .refuse(reason) : .forwardUnmarked(reason)
-    }
-
-    /// The SO_MARK for the upstream socket (0 means: do not set SO_MARK).
-    public var upstreamMark: UInt32? {
-        switch self {
-        case .forward(let m): return m
-        case .forwardUnmarked: return 0
-        case .refuse: return nil
-        }
-    }
-}

@@ -207,6 +207,13 @@ final class Lab {
         return run(args + options + [name, type])
     }
 
+    /// Packets counted by the named nft counter of `table` (inet family); -1 if absent.
+    func nftCounter(table: String, _ name: String) -> Int {
+        let text = run(["nft", "list", "counter", "inet", table, name]).stdout
+        guard let p = text.range(of: "packets ") else { return -1 }
+        return Int(text[p.upperBound...].prefix { $0.isNumber }) ?? -1
+    }
+
     // MARK: conntrack
 
     struct Flow: CustomStringConvertible {

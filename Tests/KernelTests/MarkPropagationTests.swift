@@ -100,12 +100,7 @@ struct MarkPropagationTests {
             perfA.wait()
             perfB.wait()
             let counters = lab.run(["nft", "list", "counters", "table", "inet", "referee"]).stdout
-            func packets(_ name: String) -> Int {
-                guard let r = counters.range(of: "counter \(name) {") else { return -1 }
-                let tail = counters[r.upperBound...]
-                guard let p = tail.range(of: "packets ") else { return -1 }
-                return Int(tail[p.upperBound...].prefix { $0.isNumber }) ?? -1
-            }
+            let packets = { (name: String) in lab.nftCounter(table: "referee", name) }
             #expect(packets("a_ok") > 1000, "client A's queries did not reach the upstream: \(counters)")
             #expect(packets("b_ok") > 1000, "client B's queries did not reach the upstream: \(counters)")
             #expect(packets("a_bad") == 0, "client A's queries left with another mark: \(counters)")

@@ -124,11 +124,7 @@ struct PolicyTests {
         #expect(!b.isEmpty && b.allSatisfy { $0.mark == 0x200 }, "pool b: \(b)")
         // ... while the packets carry base | mark (0x1 from `base` outside the mask).
         let counters = lab.run(["nft", "list", "counters", "table", "inet", "referee"]).stdout
-        func packets(_ name: String) -> Int {
-            guard let r = counters.range(of: "counter \(name) {"),
-                  let p = counters[r.upperBound...].range(of: "packets ") else { return -1 }
-            return Int(counters[p.upperBound...].prefix { $0.isNumber }) ?? -1
-        }
+        let packets = { (name: String) in lab.nftCounter(table: "referee", name) }
         #expect(packets("a_ok") >= 2 && packets("b_ok") >= 2, "\(counters)")
         #expect(packets("bad") == 0, "upstream UDP packets without base|mark: \(counters)")
     }

@@ -1,48 +1,8 @@
 import Testing
 import MarkCore
 
-@Suite("MarkDecision")
-struct MarkDecisionTests {
-    static let noMarkCases: [(MarkLookup?, NoMarkReason)] = [
-        (.found(0), .markZero),
-        (.notFound, .noEntry),
-        (.failed(1), .lookupFailed),       // EPERM
-        (.failed(-105), .lookupFailed),    // negative errno conventions too
-        (.failed(0), .lookupFailed),
-        (nil, .noSource),
-    ]
-
-    @Test(arguments: [UInt32(1), 0x10, 0xFFFF_FFFF, 0x8000_0000])
-    func nonZeroMarkIsForwardedWhateverRequireMark(_ mark: UInt32) {
-        for require in [false, true] {
-            let d = MarkDecision.decide(.found(mark), requireMark: require)
-            #expect(d == .forward(mark: mark))
-            #expect(d.upstreamMark == mark)
-        }
-    }
-
-    @Test(arguments: noMarkCases)
-    func withoutRequireMarkForwardsUnmarked(_ c: (MarkLookup?, NoMarkReason)) {
-        let d = MarkDecision.decide(c.0, requireMark: false)
-        #expect(d == .forwardUnmarked(c.1))
-        #expect(d.upstreamMark == 0)
-    }
-
-    @Test(arguments: noMarkCases)
-    func withRequireMarkRefuses(_ c: (MarkLookup?, NoMarkReason)) {
-        let d = MarkDecision.decide(c.0, requireMark: true)
-        #expect(d == .refuse(c.1))
-        #expect(d.upstreamMark == nil)
-    }
-
-    @Test func upstreamMarkOfEachDecision() {
-        #expect(MarkDecision.forward(mark: 7).upstreamMark == 7)
-        for reason in NoMarkReason.allCases {
-            #expect(MarkDecision.forwardUnmarked(reason).upstreamMark == 0)
-            #expect(MarkDecision.refuse(reason).upstreamMark == nil)
-        }
-    }
-
+@Suite("MarkLookup and NoMarkReason")
+struct MarkLookupTests {
     @Test func reasonStringsAreStableAndDistinct() {
         #expect(NoMarkReason.markZero.rawValue == "mark-zero")
         #expect(NoMarkReason.noEntry.rawValue == "no-conntrack-entry")
@@ -93,8 +53,6 @@ struct StaticMarkSourceTests {
         let src = StaticMarkSource(marks: [try #require(IPAddress("1.1.1.1")): 0], fallback: .found(3))
         let l = src.lookup(try flow("1.1.1.1:1"))
         #expect(l == .found(0))
-        #expect(MarkDecision.decide(l, requireMark: false) == .forwardUnmarked(.markZero))
-        #expect(MarkDecision.decide(l, requireMark: true) == .refuse(.markZero))
     }
 
     @Test func usableThroughTheProtocol() throws {
