@@ -25,6 +25,8 @@ let package = Package(
         ),
         // Pure: DNS wire format. No I/O, no Foundation, no NIO.
         .target(name: "DNSWire", swiftSettings: strict),
+        // Pure: the answer cache (bounded LRU, TTL countdown, keyed by policy view).
+        .target(name: "DNSCache", dependencies: ["DNSWire"], swiftSettings: strict),
         // Pure: flow tuples, addresses, upstream plan, mark decisions.
         .target(name: "MarkCore", swiftSettings: strict),
         // Pure: the per-client marking policy (TOML config, mask arithmetic, DNS actions,
@@ -44,7 +46,7 @@ let package = Package(
         .target(
             name: "Forwarder",
             dependencies: [
-                "DNSWire", "MarkCore", "MarkPolicy", "Conntrack",
+                "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "Conntrack",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -65,6 +67,7 @@ let package = Package(
         ),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
         .testTarget(name: "MarkCoreTests", dependencies: ["MarkCore"]),
+        .testTarget(name: "DNSCacheTests", dependencies: ["DNSCache", "DNSWire"]),
         .testTarget(name: "MarkPolicyTests", dependencies: ["MarkPolicy", "MarkCore"]),
         // Kernel tests: network namespaces, nft, conntrack, dnsmasq, the built binary.
         .testTarget(name: "KernelTests", dependencies: ["markdns", "DNSWire"]),

@@ -18,6 +18,9 @@ public struct Counters: Sendable, Equatable {
     /// Answered by the policy itself, by reason (walled-garden, blocked).
     public var localAnswers: [String: Int] = [:]
     public var reloads = 0
+    public var cacheHits = 0
+    /// Queries answered from another client's identical query in flight (same view, mark).
+    public var coalesced = 0
     public var unmarked: [NoMarkReason: Int] = [:]
     public var upstreamSent = 0
     public var upstreamTimeouts = 0
@@ -39,7 +42,7 @@ public struct Counters: Sendable, Equatable {
             + "dropped=\(droppedMalformed) overload=\(overload) marked=\(marked) "
             + "selector_marked=\(selectorMarked) \(um) "
             + "walled_garden=\(localAnswers["walled-garden", default: 0]) blocked=\(localAnswers["blocked", default: 0]) "
-            + "reloads=\(reloads) "
+            + "reloads=\(reloads) cache_hits=\(cacheHits) coalesced=\(coalesced) "
             + "upstream_sent=\(upstreamSent) upstream_timeouts=\(upstreamTimeouts) "
             + "upstream_errors=\(upstreamErrors) upstream_unusable=\(upstreamUnusable) "
             + "truncated=\(truncatedRelayed) unmatched=\(unmatchedAnswers) "

@@ -8,8 +8,11 @@ public struct ForwarderConfig: Sendable {
     /// Who gets which mark, what each mark may do, which pool serves it. Replaced as a
     /// whole on reload.
     public var policy: PolicyEngine
-    /// Accepted now; 0 means no cache. (The cache itself is a later piece of work.)
-    public var cacheSize: Int = 0
+    /// Answer cache entries (0 disables the cache; coalescing stays on).
+    public var cacheSize: Int = 10_000
+    /// TTL clamps for cached answers (seconds).
+    public var cacheMinTTL: UInt32 = 0
+    public var cacheMaxTTL: UInt32 = 86_400
     /// Look marks up through ctnetlink. Off only for benchmarks of the bare forwarder.
     public var useConntrack: Bool = true
     /// How long one upstream gets to answer before the next is tried.

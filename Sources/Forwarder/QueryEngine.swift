@@ -1,3 +1,4 @@
+import DNSCache
 import DNSWire
 import Logging
 import MarkCore
@@ -27,6 +28,11 @@ final class QueryEngine {
     private var interfaceNames: [Int: String] = [:]
     let neighbours = NeighbourTable()
     private(set) var counters = Counters()
+    private(set) var cache: AnswerCache<CacheView>
+    /// Queries in flight upstream, by what they ask and for whom: an identical query of the
+    /// same view, mark, pool and transport waits for the same answer instead of going
+    /// upstream again. Never shared across marks (dnsmasq merges them).
+    private var inflight: [InflightKey: Transaction] = [:]
     private var pools: [UpstreamUDPPool.Key: UpstreamUDPPool] = [:]
     private var quarantine = PortQuarantine()
     private var random = SecureRandom()
@@ -43,6 +49,8 @@ final class QueryEngine {
         self.markSource = markSource
         self.logger = logger
         self.policy = config.policy
+        self.cache = AnswerCache(limits: .init(capacity: config.cacheSize, minTTL: config.cacheMinTTL,
+                                               maxTTL: config.cacheMaxTTL))
     }
 
     func reload(_ policy: PolicyEngine) {
@@ -142,6 +150,25 @@ final class QueryEngine {
             return
         }
 
+        // Cache and coalescing, keyed by everything that shapes the answer and the view.
+        let cacheKey = AnswerCache<CacheView>.Key(
+            view: CacheView(view: decision.view, pool: pool.name, upstreamMark: mark),
+            question: query.question, edns: query.edns != nil, dnssecOK: query.edns?.dnssecOK ?? false)
+        if config.cacheSize > 0,
+           let hit = cache.lookup(cacheKey, id: query.header.id, questionName: query.question.name.wire, now: now) {
+            counters.cacheHits += 1
+            counters.answered += 1
+            respond(hit, to: reply)
+            tcpClient?.queryDone()
+            return
+        }
+        let inflightKey = InflightKey(cache: cacheKey, proto: flow.proto)
+        if let leader = inflight[inflightKey], !leader.finished {
+            counters.coalesced += 1
+            leader.followers.append(Follower(query: query, reply: reply, tcpClient: tcpClient))
+            return
+        }
+
         // The upstream copy: same bytes, payload size clamped; the ID is set per attempt.
         var upstreamQuery = bytes.getSlice(at: bytes.readerIndex, length: query.length)!
         if let edns = query.edns {
@@ -153,6 +180,9 @@ final class QueryEngine {
         let txn = Transaction(query: query, upstreamQuery: upstreamQuery, flow: flow, mark: mark,
                               reply: reply, upstreams: pool.servers)
         txn.tcpClient = tcpClient
+        txn.cacheKey = cacheKey
+        txn.inflightKey = inflightKey
+        inflight[inflightKey] = txn
         outstanding += 1
         if case .send(let index) = txn.plan.start { startAttempt(txn, upstream: index) }
     }
@@ -251,16 +281,33 @@ final class QueryEngine {
         endAttempt(txn)
         txn.finished = true
         outstanding -= 1
-        if var answer {
-            let id = txn.query.header.id
-            answer.withUnsafeMutableReadableBytes { DNSRewrite.setID(id, in: $0) }
-            counters.answered += 1
-            txn.reply.send(answer)
+        if let key = txn.inflightKey, inflight[key] === txn { inflight[key] = nil }
+        let everyone = [Follower(query: txn.query, reply: txn.reply, tcpClient: txn.tcpClient)] + txn.followers
+        if let answer {
+            if config.cacheSize > 0, let key = txn.cacheKey {
+                cache.store(key, answer: Array(answer.readableBytesView), now: now)
+            }
+            for client in everyone {
+                var copy = answer
+                copy.withUnsafeMutableReadableBytes { bytes in
+                    DNSRewrite.setID(client.query.header.id, in: bytes)
+                    // Each client gets its own spelling of the name back (0x20 case).
+                    let name = client.query.question.name.wire
+                    if name.count + DNSHeader.size <= bytes.count {
+                        for (i, b) in name.enumerated() { bytes[DNSHeader.size + i] = b }
+                    }
+                }
+                counters.answered += 1
+                client.reply.send(copy)
+                client.tcpClient?.queryDone()
+            }
         } else {
-            counters.servfail += 1
-            respond(DNSResponseBuilder.errorResponse(to: txn.query, rcode: .servFail), to: txn.reply)
+            for client in everyone {
+                counters.servfail += 1
+                respond(DNSResponseBuilder.errorResponse(to: client.query, rcode: .servFail), to: client.reply)
+                client.tcpClient?.queryDone()
+            }
         }
-        txn.tcpClient?.queryDone()
         if draining && outstanding == 0 {
             let waiters = drainWaiters
             drainWaiters = []
@@ -513,6 +560,26 @@ final class QueryEngine {
         drainWaiters.append(promise)
         return promise.futureResult
     }
+}
+
+/// What an answer in the cache belongs to: the policy view, the pool that made it and the
+/// mark it was fetched with. Two clients share an answer only when all three agree.
+struct CacheView: Hashable, Sendable {
+    var view: PolicyView
+    var pool: String
+    var upstreamMark: UInt32
+}
+
+struct InflightKey: Hashable {
+    var cache: AnswerCache<CacheView>.Key
+    var proto: TransportProtocol
+}
+
+/// A client waiting on another client's identical query in flight.
+struct Follower {
+    var query: DNSMessage
+    var reply: ReplyTarget
+    var tcpClient: TCPClientHandler?
 }
 
 func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }

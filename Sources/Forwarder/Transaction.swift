@@ -1,3 +1,4 @@
+import DNSCache
 import DNSWire
 import MarkCore
 import NIOCore
@@ -25,6 +26,11 @@ final class Transaction {
     var finished = false
     /// The TCP client connection this query came on, to release its in-flight slot.
     var tcpClient: TCPClientHandler?
+    /// Cache and coalescing keys (nil for queries that must not be cached).
+    var cacheKey: AnswerCache<CacheView>.Key?
+    var inflightKey: InflightKey?
+    /// Clients that asked the same thing while this query was in flight.
+    var followers: [Follower] = []
 
     init(query: DNSMessage, upstreamQuery: ByteBuffer, flow: FlowTuple, mark: UInt32,
          reply: ReplyTarget, upstreams: [Endpoint]) {

@@ -23,8 +23,14 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Upstream server, tried in order. Repeatable. Port 53 when omitted.", valueName: "addr:port"))
     var upstream: [String] = []
 
-    @Option(name: .long, help: "Cache entries (0 disables; the cache is not implemented yet and the value is only validated).")
-    var cacheSize: Int = 0
+    @Option(name: .long, help: "Answer cache entries (0 disables the cache). Answers are cached per policy view, pool and mark.")
+    var cacheSize: Int = 10_000
+
+    @Option(name: .long, help: "Cached answers live at least this many seconds.")
+    var cacheMinTtl: UInt32 = 0
+
+    @Option(name: .long, help: "Cached answers live at most this many seconds.")
+    var cacheMaxTtl: UInt32 = 86_400
 
     @Flag(name: .long, help: "Refuse (REFUSED) queries whose flow has no non-zero connmark, instead of forwarding them unmarked.")
     var requireMark = false
@@ -81,6 +87,8 @@ struct Serve: ParsableCommand {
         guard !listenEndpoints.isEmpty else { throw ValidationError("no listen address: give --listen or server.listen in the policy") }
         var config = ForwarderConfig(listen: listenEndpoints, policy: PolicyEngine(policy))
         config.cacheSize = cacheSize
+        config.cacheMinTTL = cacheMinTtl
+        config.cacheMaxTTL = max(cacheMaxTtl, cacheMinTtl)
         config.useConntrack = !noConntrack
         config.upstreamTimeout = .milliseconds(Int64(upstreamTimeout))
         config.tcpIdleTimeout = .seconds(Int64(tcpIdleTimeout))

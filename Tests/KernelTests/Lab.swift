@@ -176,7 +176,9 @@ final class Lab {
     @discardableResult
     func startMarkdns(_ args: [String], probe: (server: String, port: Int)? = ("127.0.0.1", 53),
                       log: String = "markdns.log") throws -> ChildProcess {
-        let p = try spawn([Lab.markdnsBinary] + args, log: log)
+        // Tests count upstream flows per query: no cache unless a test asks for one.
+        let cache = args.contains("--cache-size") || args.first == "check" ? [] : ["--cache-size", "0"]
+        let p = try spawn([Lab.markdnsBinary] + args + cache, log: log)
         if let probe { try waitForDNS(server: probe.server, port: probe.port, process: p, log: log) }
         return p
     }

@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+
+/// The answer cache and query coalescing against a scripted upstream that answers slowly
+/// and logs every query it gets.
+extension KernelSuite {
+@Suite("Cache and coalescing (kernel)", .serialized)
+struct CacheTests {
+    static let clients: [String: UInt32] = ["127.0.0.10": 0x10, "127.0.0.11": 0x20]
+
+    /// A UDP upstream at 127.0.0.4:5353: answers every A query with 192.0.2.44, TTL 60,
+    /// after `delay` seconds, and appends "qname" to the log for each query received.
+    static func fakeUpstream(log: String, delay: Double) -> String {
+        """
+        import socket, struct, threading, time
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.4", 5353))
+        log = open("\(log)", "a", buffering=1)
+        def answer(q, addr):
+            time.sleep(\(delay))
+            end = 12
+            while q[end] != 0: end += q[end] + 1
+            question = q[12:end + 5]
+            name = b".".join(q[13:end].split(b"\\x00")).decode(errors="replace")
+            hdr = q[:2] + struct.pack(">HHHHH", 0x8180, 1, 1, 0, 0)
+            rr = b"\\xc0\\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + bytes([192, 0, 2, 44])
+            s.sendto(hdr + question + rr, addr)
+        while True:
+            q, addr = s.recvfrom(4096)
+            end = 12
+            labels = []
+            while q[end] != 0:
+                labels.append(q[end + 1:end + 1 + q[end]].decode(errors="replace")); end += q[end] + 1
+            log.write(".".join(labels).lower() + "\\n")
+            threading.Thread(target=answer, args=(q, addr), daemon=True).start()
+        """
+    }
+
+    func lab(_ label: String, delay: Double, markdnsArgs: [String]) throws -> Lab {
+        let lab = try Lab(label)
+        do {
+            try lab.loadNftRules(clients: Self.clients)
+            try Self.fakeUpstream(log: lab.path("upstream.queries"), delay: delay)
+                .write(toFile: lab.path("upstream.py"), atomically: true, encoding: .utf8)
+            try lab.spawn(["python3", lab.path("upstream.py")], log: "upstream.log")
+            usleep(300_000)
+            try lab.startMarkdns(["--listen", "127.0.0.1:53", "--upstream", "127.0.0.4:5353"] + markdnsArgs,
+                                 probe: nil)
+            for _ in 0..<50 where lab.run(["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/53"]).status != 0 {
+                usleep(100_000)
+            }
+            lab.forgetUpstreamFlows()
+        } catch {
+            lab.close()
+            throw error
+        }
+        return lab
+    }
+
+    func upstreamQueries(_ lab: Lab, _ name: String) -> Int {
+        lab.readLog("upstream.queries").split(separator: "\n").filter { $0 == name }.count
+    }
+
+    @Test("A cache hit sends nothing upstream, counts TTL down, and never crosses marks")
+    func cacheHitsStayWithinTheirView() throws {
+        let lab = try lab("cache", delay: 0, markdnsArgs: ["--cache-size", "1000"])
+        defer { lab.close() }
+        let first = lab.dig("cached.example.test", from: "127.0.0.10")
+        #expect(first.stdout.contains("192.0.2.44"), "\(first.stdout)")
+        #expect(upstreamQueries(lab, "cached.example.test") == 1)
+        lab.forgetUpstreamFlows()
+        sleep(2)
+        let second = lab.dig("CACHED.example.test", from: "127.0.0.10")
+        #expect(second.stdout.contains("192.0.2.44"))
+        #expect(second.stdout.contains("CACHED.example.test."), "the client's own case: \(second.stdout)")
+        let ttl = second.stdout.split(separator: "\n").first { $0.hasPrefix("CACHED.example.test.") && $0.contains("\tA\t") }
+            .flatMap { $0.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first }.flatMap { Int($0) }
+        #expect(ttl != nil && ttl! <= 58 && ttl! > 0, "TTL counted down: \(second.stdout)")
+        #expect(upstreamQueries(lab, "cached.example.test") == 1, "a hit must not go upstream")
+        #expect(lab.upstreamFlows(to: "127.0.0.4").isEmpty, "a hit must create no upstream flow")
+        // Another mark: its own upstream query, with its own mark.
+        let other = lab.dig("cached.example.test", from: "127.0.0.11")
+        #expect(other.stdout.contains("192.0.2.44"))
+        #expect(upstreamQueries(lab, "cached.example.test") == 2, "cache shared across marks")
+        let flows = lab.upstreamFlows(to: "127.0.0.4")
+        #expect(!flows.isEmpty && flows.allSatisfy { $0.mark == 0x20 }, "\(flows)")
+    }
+
+    @Test("Concurrent identical queries: one upstream query per mark, each with its mark")
+    func coalescingPerMark() throws {
+        let lab = try lab("coalesce", delay: 0.8, markdnsArgs: ["--cache-size", "0"])
+        defer { lab.close() }
+        var digs: [ChildProcess] = []
+        for i in 0..<10 {
+            let client = i % 2 == 0 ? "127.0.0.10" : "127.0.0.11"
+            digs.append(try lab.spawn(["dig", "+time=3", "+tries=1", "-b", client, "@127.0.0.1",
+                                       "same.example.test"], log: "dig-\(i).log"))
+        }
+        for d in digs { d.wait() }
+        for i in 0..<10 {
+            #expect(lab.readLog("dig-\(i).log").contains("192.0.2.44"), "dig \(i): \(lab.readLog("dig-\(i).log"))")
+        }
+        #expect(upstreamQueries(lab, "same.example.test") == 2, "want one per mark: \(lab.readLog("upstream.queries"))")
+        let marks = Set(lab.upstreamFlows(to: "127.0.0.4").map(\.mark))
+        #expect(marks == [0x10, 0x20], "\(lab.upstreamFlows(to: "127.0.0.4"))")
+    }
+}
+}
