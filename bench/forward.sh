@@ -18,6 +18,10 @@
 #   ROUNDS=3         rounds (each round runs all three targets)
 #   CLIENTS=10       dnsperf -c
 #   OUTSTANDING=200  dnsperf -q
+#   MODE=forward     forward: every query a cache miss (markdns --cache-size 0,
+#                    dnsmasq --cache-size=0, 50000 unique names);
+#                    cache: 500 hot names repeated, caches on (markdns default,
+#                    dnsmasq --cache-size=10000): cache-hit throughput
 #   QUERIES=50000    lines in the query file (unique names nNNNNNN.bench.test A)
 #   PERCENTILES=1    run dnsperf -v and compute p50/p99 from per-query latencies
 #                    (costs dnsperf some CPU; 0 = average latency only)
@@ -40,7 +44,13 @@ DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
 CLIENTS=${CLIENTS:-10}
 OUTSTANDING=${OUTSTANDING:-200}
+MODE=${MODE:-forward}
 QUERIES=${QUERIES:-50000}
+case $MODE in
+    forward) MD_CACHE=(--cache-size 0); DM_CACHE=--cache-size=0 ;;
+    cache)   MD_CACHE=(); DM_CACHE=--cache-size=10000; QUERIES=500 ;;
+    *) echo "MODE must be forward or cache" >&2; exit 2 ;;
+esac
 PERCENTILES=${PERCENTILES:-1}
 KEEP=${KEEP:-0}
 MARKDNS_ARGS=${MARKDNS_ARGS:-}
@@ -251,15 +261,15 @@ print_row() {   # a results.tsv line
 awk -v n="$QUERIES" 'BEGIN { for (i = 1; i <= n; i++) printf "n%06d.bench.test A\n", i }' >"$WORK/queries.txt"
 
 DNSMASQ_COMMON=(-C /dev/null --keep-in-foreground --pid-file= --log-facility=-
-                --no-resolv --no-hosts --cache-size=0 --bind-interfaces)
+                --no-resolv --no-hosts --bind-interfaces)
 
 start upstream "$UP_ADDR" "$UP_PORT" dnsmasq "${DNSMASQ_COMMON[@]}" \
-    --listen-address="$UP_ADDR" --port="$UP_PORT" --address=/bench.test/192.0.2.1
+    --listen-address="$UP_ADDR" --port="$UP_PORT" --cache-size=0 --local-ttl=300 --address=/bench.test/192.0.2.1
 start_markdns() {
     MD_STARTS=$((MD_STARTS + 1))
     # shellcheck disable=SC2086
     start markdns "$MD_ADDR" "$MD_PORT" "$MARKDNS_BIN" --listen "$MD_ADDR:$MD_PORT" \
-        --upstream "$UP_ADDR:$UP_PORT" $MARKDNS_ARGS
+        --upstream "$UP_ADDR:$UP_PORT" "${MD_CACHE[@]}" $MARKDNS_ARGS
 }
 # stop_markdns: SIGTERM, 10 s grace, then SIGKILL. Sets MD_STOP; MD_STOP_BAD=1 on a hang.
 # (while markdns is our unreaped child its PID cannot be reused)
@@ -284,17 +294,17 @@ start_markdns
 # dnsmasq's limit ("Maximum number of concurrent DNS queries reached").
 # shellcheck disable=SC2086
 start dnsmasq-ct "$DM_ADDR" "$DM_PORT" dnsmasq "${DNSMASQ_COMMON[@]}" \
-    --listen-address="$DM_ADDR" --port="$DM_PORT" --conntrack --dns-forward-max="$DNSMASQ_FORWARD_MAX" \
+    --listen-address="$DM_ADDR" --port="$DM_PORT" --conntrack --dns-forward-max="$DNSMASQ_FORWARD_MAX" "$DM_CACHE" \
     --server="$UP_ADDR#$UP_PORT" $DNSMASQ_CT_ARGS
 
-echo "markdns forwarding benchmark  ($(date -u '+%Y-%m-%d %H:%M:%SZ'))"
+echo "markdns $MODE benchmark  ($(date -u '+%Y-%m-%d %H:%M:%SZ'))"
 echo "host: $(nproc) cpu, kernel $(uname -r), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "markdns: $MARKDNS_BIN ($(date -u -r "$MARKDNS_BIN" '+%Y-%m-%d %H:%M'))" \
      "git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD -- Sources 2>/dev/null || echo '+dirty')"
 echo "dnsmasq: $(dnsmasq --version | awk 'NR == 1 { print $3 }')  dnsperf: $(dnsperf -h 2>&1 | awk '/^Version/{print $2}')"
 echo "dnsperf -c $CLIENTS -q $OUTSTANDING -l $DURATION -a $CLIENT, $QUERIES unique names," \
      "$ROUNDS round(s); percentiles: $( ((PERCENTILES)) && echo 'dnsperf -v' || echo off)"
-echo "dnsmasq-ct: --conntrack --cache-size=0 --dns-forward-max=$DNSMASQ_FORWARD_MAX $DNSMASQ_CT_ARGS"
+echo "markdns: ${MD_CACHE[*]:-default cache}  dnsmasq-ct: --conntrack $DM_CACHE --dns-forward-max=$DNSMASQ_FORWARD_MAX $DNSMASQ_CT_ARGS"
 echo "targets: upstream $UP_ADDR:$UP_PORT | markdns $MD_ADDR:$MD_PORT | dnsmasq-ct $DM_ADDR:$DM_PORT"
 echo
 
@@ -323,7 +333,8 @@ for round in $(seq "$ROUNDS"); do
                 FAILED+=("markdns stopped answering in round $round ($MD_STOP)")
                 start_markdns
             fi
-            if [[ $target == markdns ]] && ((wrong > 0 || n == 0)); then
+            # In cache mode every query after the first round is a hit: no flows is right.
+            if [[ $target == markdns ]] && ((wrong > 0)) || { [[ $target == markdns && $MODE == forward ]] && ((n == 0)); }; then
                 MARK_BAD=1
                 ((n == 0)) && log "round $round: no markdns upstream flows in conntrack"
                 awk -v m="mark=$MARK_DEC " '/src=127.0.0.1 dst=127.0.0.2 .*dport=5353 / && index($0, m) == 0 && n++ < 3 { print "  wrong: " $0 }' \

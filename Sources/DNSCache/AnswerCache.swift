@@ -102,7 +102,8 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
     }
 
     /// The cached answer for `key`, ready for the client: its ID, its question name bytes
-    /// (case), TTLs counted down by the entry's age. Nil when absent or expired.
+    /// (case), TTLs clamped to the entry's lifetime and counted down by its age. Nil when
+    /// absent or expired.
     public mutating func lookup(_ key: Key, id: UInt16, questionName: [UInt8], now: Double) -> [UInt8]? {
         guard let i = index[key] else { misses += 1; return nil }
         guard entries[i].expires > now else {
@@ -123,8 +124,12 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
             out.replaceSubrange(DNSHeader.size..<(DNSHeader.size + e.nameLength), with: questionName)
         }
         let age = UInt32(max(0, now - e.stored))
+        // A record never outlives the entry: each TTL is clamped to the entry's lifetime
+        // (after the min-TTL floor) and counted down, so clients keep it no longer than we do.
+        let lifetime = UInt32(e.expires - e.stored)
         for o in e.ttlOffsets {
-            let ttl = UInt32(out[o]) << 24 | UInt32(out[o + 1]) << 16 | UInt32(out[o + 2]) << 8 | UInt32(out[o + 3])
+            let raw = UInt32(out[o]) << 24 | UInt32(out[o + 1]) << 16 | UInt32(out[o + 2]) << 8 | UInt32(out[o + 3])
+            let ttl = min(max(raw, limits.minTTL), lifetime)
             let left = ttl > age ? ttl - age : 0
             out[o] = UInt8(left >> 24); out[o + 1] = UInt8((left >> 16) & 0xFF)
             out[o + 2] = UInt8((left >> 8) & 0xFF); out[o + 3] = UInt8(left & 0xFF)
