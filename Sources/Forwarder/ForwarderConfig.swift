@@ -23,6 +23,12 @@ public struct ForwarderConfig: Sendable {
     public var maxOutstanding: Int = 4096
     /// Client TCP connections at once; beyond it new connections are closed at accept.
     public var maxTCPConnections: Int = 512
+    /// Client TCP connections from one address at once: one client holding many idle or
+    /// half-written connections cannot starve the others (dnsmasq serves 20 in total).
+    public var maxTCPConnectionsPerClient: Int = 32
+    /// Upstream queries in flight for one client address; beyond it that client gets
+    /// SERVFAIL (counted as overload) while others are served.
+    public var maxOutstandingPerClient: Int = 512
     /// Queries in flight on one client TCP connection; beyond it the connection stops reading.
     public var maxQueriesPerTCPConnection: Int = 64
     /// Connected UDP sockets per (mark, upstream).

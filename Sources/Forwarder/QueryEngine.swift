@@ -38,7 +38,9 @@ final class QueryEngine {
     private var random = SecureRandom()
     private var loggedNoMark: Set<NoMarkReason> = []
     private var outstanding = 0
-    var tcpConnections = 0
+    private(set) var tcpConnections = 0
+    private var tcpPerClient: [IPAddress: Int] = [:]
+    private var outstandingPerClient: [IPAddress: Int] = [:]
     /// Set when draining for shutdown.
     var draining = false
     private var drainWaiters: [EventLoopPromise<Void>] = []
@@ -142,7 +144,8 @@ final class QueryEngine {
             tcpClient?.queryDone()
             return
         }
-        guard outstanding < config.maxOutstanding, !draining else {
+        let clientOutstanding = outstandingPerClient[flow.client.address, default: 0]
+        guard outstanding < config.maxOutstanding, clientOutstanding < config.maxOutstandingPerClient, !draining else {
             counters.overload += 1
             counters.servfail += 1
             respond(DNSResponseBuilder.errorResponse(to: query, rcode: .servFail), to: reply)
@@ -184,6 +187,7 @@ final class QueryEngine {
         txn.inflightKey = inflightKey
         inflight[inflightKey] = txn
         outstanding += 1
+        outstandingPerClient[flow.client.address] = clientOutstanding + 1
         if case .send(let index) = txn.plan.start { startAttempt(txn, upstream: index) }
     }
 
@@ -281,6 +285,8 @@ final class QueryEngine {
         endAttempt(txn)
         txn.finished = true
         outstanding -= 1
+        let left = outstandingPerClient[txn.flow.client.address, default: 1] - 1
+        outstandingPerClient[txn.flow.client.address] = left > 0 ? left : nil
         if let key = txn.inflightKey, inflight[key] === txn { inflight[key] = nil }
         let everyone = [Follower(query: txn.query, reply: txn.reply, tcpClient: txn.tcpClient)] + txn.followers
         if let answer {
@@ -548,7 +554,23 @@ final class QueryEngine {
         attemptFailed(txn, outcome: .error)
     }
 
-    func noteTCPRejected() { counters.tcpRejected += 1 }
+    /// Admits a new client TCP connection within the global and per-client limits.
+    func admitTCP(from client: IPAddress) -> Bool {
+        let mine = tcpPerClient[client, default: 0]
+        guard tcpConnections < config.maxTCPConnections, mine < config.maxTCPConnectionsPerClient else {
+            counters.tcpRejected += 1
+            return false
+        }
+        tcpConnections += 1
+        tcpPerClient[client] = mine + 1
+        return true
+    }
+
+    func releaseTCP(from client: IPAddress) {
+        tcpConnections -= 1
+        let mine = tcpPerClient[client, default: 1] - 1
+        tcpPerClient[client] = mine > 0 ? mine : nil
+    }
 
     // MARK: - Lifecycle
 

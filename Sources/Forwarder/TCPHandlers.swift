@@ -17,22 +17,20 @@ final class TCPClientHandler: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         channel = context.channel
-        if engine.tcpConnections >= engine.config.maxTCPConnections {
-            engine.noteTCPRejected()
+        guard let client = context.channel.remoteAddress?.endpoint,
+              let local = context.channel.localAddress?.endpoint,
+              engine.admitTCP(from: client.address)
+        else {
             context.close(promise: nil)
             return
         }
-        engine.tcpConnections += 1
         counted = true
-        if let client = context.channel.remoteAddress?.endpoint,
-           let local = context.channel.localAddress?.endpoint {
-            flow = FlowTuple(proto: .tcp, client: client, local: local)
-        }
+        flow = FlowTuple(proto: .tcp, client: client, local: local)
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if counted { engine.tcpConnections -= 1; counted = false }
+        if counted, let flow { engine.releaseTCP(from: flow.client.address); counted = false }
         context.fireChannelInactive()
     }
 

@@ -50,6 +50,12 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Client TCP connections at most.")
     var maxTcpConnections: Int = 512
 
+    @Option(name: .long, help: "Client TCP connections from one address at most.")
+    var maxTcpPerClient: Int = 32
+
+    @Option(name: .long, help: "Upstream queries in flight for one client address at most; beyond it SERVFAIL.")
+    var maxOutstandingPerClient: Int = 512
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -59,7 +65,8 @@ struct Serve: ParsableCommand {
             guard !upstream.isEmpty else { throw ValidationError("give at least one --upstream ADDR:PORT (or --config FILE)") }
         }
         guard cacheSize >= 0 else { throw ValidationError("--cache-size must be 0 or more") }
-        guard upstreamTimeout > 0, tcpIdleTimeout > 0, maxOutstanding > 0, maxTcpConnections > 0 else {
+        guard upstreamTimeout > 0, tcpIdleTimeout > 0, maxOutstanding > 0, maxTcpConnections > 0,
+              maxTcpPerClient > 0, maxOutstandingPerClient > 0 else {
             throw ValidationError("timeouts and limits must be positive")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
@@ -94,6 +101,8 @@ struct Serve: ParsableCommand {
         config.tcpIdleTimeout = .seconds(Int64(tcpIdleTimeout))
         config.maxOutstanding = maxOutstanding
         config.maxTCPConnections = maxTcpConnections
+        config.maxTCPConnectionsPerClient = maxTcpPerClient
+        config.maxOutstandingPerClient = maxOutstandingPerClient
 
         let forwarder: Forwarder
         do {

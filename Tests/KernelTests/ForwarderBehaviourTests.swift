@@ -136,6 +136,51 @@ struct ForwarderBehaviourTests {
         #expect(tcp.stdout.contains("192.0.2.7"))
     }
 
+    @Test("One client hoarding idle TCP connections does not stop another; idle ones are closed")
+    func tcpFairnessAndIdleTimeout() throws {
+        let lab = try lab("tcpfair")
+        defer { lab.close() }
+        let md = try start(lab, ["--listen", "127.0.0.1:53", "--upstream", "127.0.0.2:5353",
+                                 "--max-tcp-connections", "64", "--max-tcp-per-client", "16",
+                                 "--tcp-idle-timeout", "2"])
+        // 200 idle connections from one client (half of them with half a length prefix),
+        // far more than dnsmasq's 20 and than our global limit. Held open for 6 s.
+        let hog = """
+            import socket, time
+            socks = []
+            for i in range(200):
+                s = socket.socket(); s.bind(("127.0.0.10", 0))
+                try:
+                    s.connect(("127.0.0.1", 53))
+                    if i % 2: s.send(b"\\x00")
+                    socks.append(s)
+                except OSError: pass
+            time.sleep(6)
+            # After the idle timeout markdns must have closed what it accepted.
+            closed = 0
+            for s in socks:
+                s.settimeout(0.05)
+                try:
+                    if s.recv(1) == b"": closed += 1
+                except socket.timeout: pass
+                except OSError: closed += 1
+            print("open", len(socks), "closed", closed)
+            """
+        let hogProcess = try lab.spawn(["python3", "-c", hog], log: "hog.log")
+        usleep(1_000_000)
+        for opt in ["+tcp", "+notcp"] {
+            let r = lab.dig("fair.example.test", from: "127.0.0.11", options: [opt])
+            #expect(r.stdout.contains("192.0.2.7"), "other client starved over \(opt): \(r.stdout)")
+        }
+        hogProcess.wait()
+        let out = lab.readLog("hog.log")
+        let numbers = out.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+        #expect(numbers.count == 2 && numbers[1] == numbers[0], "idle connections not all closed: \(out)")
+        lab.stop(md)
+        let log = lab.readLog("markdns.log")
+        #expect(!log.contains("tcp_rejected=0"), "hoarded connections beyond the per-client limit were counted: \(log)")
+    }
+
     @Test("Start-up errors are one clear line, not a stack trace")
     func startupErrors() throws {
         let lab = try lab("startup")
