@@ -26,6 +26,8 @@ final class QueryEngine {
     private(set) var policy: PolicyEngine
     private var addresses: [Endpoint: SocketAddress] = [:]
     private var interfaceNames: [Int: String] = [:]
+    /// Upstreams that keep failing are tried last for a while (backoff).
+    private var health = UpstreamHealth()
     let neighbours = NeighbourTable()
     private(set) var counters = Counters()
     private(set) var cache: AnswerCache<CacheView>
@@ -181,7 +183,7 @@ final class QueryEngine {
             }
         }
         let txn = Transaction(query: query, upstreamQuery: upstreamQuery, flow: flow, mark: mark,
-                              reply: reply, upstreams: pool.servers)
+                              reply: reply, upstreams: health.order(pool.servers, now: now))
         txn.tcpClient = tcpClient
         txn.cacheKey = cacheKey
         txn.inflightKey = inflightKey
@@ -259,6 +261,8 @@ final class QueryEngine {
     private func attemptFailed(_ txn: Transaction, outcome: UpstreamPlan.Outcome) {
         guard !txn.finished else { return }
         endAttempt(txn)
+        let server = txn.upstreams[txn.plan.current]
+        if outcome == .unusableAnswer { health.success(server) } else { health.failure(server, now: now) }
         switch txn.plan.next(after: outcome) {
         case .send(let index): startAttempt(txn, upstream: index)
         case .deliver, .servfail: finish(txn, answer: nil)
@@ -337,6 +341,7 @@ final class QueryEngine {
             attemptFailed(txn, outcome: .unusableAnswer)
             return true
         }
+        health.success(txn.upstreams[txn.plan.current])
         if parsed.header.isTruncated { counters.truncatedRelayed += 1 }
         finish(txn, answer: answer.getSlice(at: answer.readerIndex, length: parsed.length) ?? answer)
         return true

@@ -40,6 +40,29 @@ struct ForwarderBehaviourTests {
         #expect(!flows.isEmpty && flows.allSatisfy { $0.mark == 0x10 }, "\(flows)")
     }
 
+    @Test("A silent upstream is backed off: it is not retried on every query")
+    func deadUpstreamBackoff() throws {
+        let lab = try lab("backoff")
+        defer { lab.close() }
+        // A server that reads every query and never answers.
+        try lab.spawn(["python3", "-c", """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.4", 5353))
+            while True: s.recv(4096)
+            """], log: "silent.log")
+        let md = try start(lab, ["--listen", "127.0.0.1:53", "--upstream", "127.0.0.4:5353",
+                                 "--upstream", "127.0.0.2:5353", "--upstream-timeout", "300"], probe: false)
+        for i in 0..<8 {
+            let r = lab.dig("b\(i).example.test", from: "127.0.0.10", options: ["+time=3"])
+            #expect(r.stdout.contains("192.0.2.7"), "\(r.stdout)")
+        }
+        lab.stop(md)
+        let log = lab.readLog("markdns.log")
+        let timeouts = log.range(of: "upstream_timeouts=").flatMap { r in Int(log[r.upperBound...].prefix { $0.isNumber }) }
+        #expect(timeouts != nil && timeouts! >= 3 && timeouts! <= 4,
+                "after 3 timeouts the silent upstream must be skipped: \(log)")
+    }
+
     @Test("All upstreams down: SERVFAIL, quickly, over UDP and TCP")
     func allUpstreamsDown() throws {
         let lab = try lab("down")
