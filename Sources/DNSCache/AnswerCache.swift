@@ -13,9 +13,16 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         /// EDNS answers (with OPT, up to 1232 bytes) and plain ones (<= 512) differ.
         public var edns: Bool
         public var dnssecOK: Bool
+        /// CD queries may get data a validating upstream would refuse (RFC 6840 5.9).
+        public var checkingDisabled: Bool
+        /// The largest answer the client can take (512, its EDNS size, or 65535 over TCP):
+        /// an answer fetched for a bigger limit is never given to a smaller one.
+        public var maxSize: Int
 
-        public init(view: View, question: DNSQuestion, edns: Bool, dnssecOK: Bool) {
+        public init(view: View, question: DNSQuestion, edns: Bool, dnssecOK: Bool,
+                    checkingDisabled: Bool = false, maxSize: Int = 65535) {
             self.view = view; self.question = question; self.edns = edns; self.dnssecOK = dnssecOK
+            self.checkingDisabled = checkingDisabled; self.maxSize = maxSize
         }
     }
 
@@ -51,6 +58,15 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
     public private(set) var evictions = 0
 
     public init(limits: Limits) { self.limits = limits }
+
+    /// Forgets every entry (a reload may have changed what a view's pool answers).
+    public mutating func removeAll() {
+        index = [:]
+        entries = []
+        free = []
+        head = -1
+        tail = -1
+    }
 
     public var count: Int { index.count }
 

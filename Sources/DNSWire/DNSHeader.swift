@@ -20,6 +20,8 @@ public struct DNSHeader: Equatable, Sendable {
     public var isTruncated: Bool { flags & 0x0200 != 0 }
     public var recursionDesired: Bool { flags & 0x0100 != 0 }
     public var rcode: UInt8 { UInt8(flags & 0x000F) }
+    /// CD: the client does its own DNSSEC validation (RFC 4035).
+    public var checkingDisabled: Bool { flags & 0x0010 != 0 }
 
     /// Appends the header in network byte order.
     public func write(into out: inout [UInt8]) {

@@ -37,7 +37,7 @@ public struct DNSMessage: Sendable {
                 guard i >= additionalStart, edns == nil, ownerIsRoot else { throw .badOPT }
                 edns = EDNSInfo(payloadSizeOffset: classOffset, payloadSize: rrclass,
                                 version: UInt8((ttl >> 16) & 0xFF),
-                                dnssecOK: ttl & 0x8000 != 0)
+                                dnssecOK: ttl & 0x8000 != 0, optionsLength: Int(rdlength))
             }
         }
         return DNSMessage(header: header, question: question, questionEnd: questionEnd,

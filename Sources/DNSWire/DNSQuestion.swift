@@ -31,4 +31,6 @@ public struct EDNSInfo: Equatable, Sendable {
     public var payloadSize: UInt16
     public var version: UInt8
     public var dnssecOK: Bool
+    /// Bytes of EDNS options (cookies, client subnet, ...) in the OPT record; 0 for none.
+    public var optionsLength: Int = 0
 }

@@ -20,8 +20,13 @@ public enum DNSResponseBuilder {
 
     /// FORMERR for a message whose header parsed but whose body did not: header only.
     public static func formErr(toHeader h: DNSHeader) -> [UInt8] {
+        headerOnly(toHeader: h, rcode: .formErr)
+    }
+
+    /// A header-only response (no question) with the given rcode.
+    public static func headerOnly(toHeader h: DNSHeader, rcode: DNSRcode) -> [UInt8] {
         var out: [UInt8] = []
-        let flags: UInt16 = 0x8000 | (h.flags & 0x7900) | 0x0080 | UInt16(DNSRcode.formErr.rawValue)
+        let flags: UInt16 = 0x8000 | (h.flags & 0x7900) | 0x0080 | UInt16(rcode.rawValue)
         DNSHeader(id: h.id, flags: flags).write(into: &out)
         return out
     }

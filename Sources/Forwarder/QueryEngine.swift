@@ -59,6 +59,8 @@ final class QueryEngine {
 
     func reload(_ policy: PolicyEngine) {
         self.policy = policy
+        // Pools may point elsewhere now: answers of the old policy must not be served.
+        cache.removeAll()
         counters.reloads += 1
     }
 
@@ -146,7 +148,28 @@ final class QueryEngine {
             tcpClient?.queryDone()
             return
         }
+        // Cache and coalescing, keyed by everything that shapes the answer and the view.
+        let maxSize = flow.proto == .tcp ? 65535
+            : Int(query.edns.map { DNSRewrite.upstreamPayloadSize(forClient: $0.payloadSize) } ?? 512)
+        let cacheKey = AnswerCache<CacheView>.Key(
+            view: CacheView(view: decision.view, pool: pool.name, upstreamMark: mark),
+            question: query.question, edns: query.edns != nil, dnssecOK: query.edns?.dnssecOK ?? false,
+            checkingDisabled: query.header.checkingDisabled, maxSize: maxSize)
+        // EDNS options (cookies, client subnet) are the client's own: they are not sent
+        // upstream (see below), so answers stay shareable. Only when the OPT record is not
+        // the last record (options cannot simply be cut off) is the query kept to itself.
+        let optionsStripped = query.edns.map { $0.optionsLength > 0 && $0.payloadSizeOffset + 8 + $0.optionsLength == query.length } ?? false
+        let shareable = (query.edns?.optionsLength ?? 0) == 0 || optionsStripped
+        if config.cacheSize > 0, shareable,
+           let hit = cache.lookup(cacheKey, id: query.header.id, questionName: query.question.name.wire, now: now) {
+            counters.cacheHits += 1
+            counters.answered += 1
+            respond(hit, to: reply)
+            tcpClient?.queryDone()
+            return
+        }
         let clientOutstanding = outstandingPerClient[flow.client.address, default: 0]
+        // Limits apply to anything that waits on an upstream (cache hits are free).
         guard outstanding < config.maxOutstanding, clientOutstanding < config.maxOutstandingPerClient, !draining else {
             counters.overload += 1
             counters.servfail += 1
@@ -155,39 +178,35 @@ final class QueryEngine {
             return
         }
 
-        // Cache and coalescing, keyed by everything that shapes the answer and the view.
-        let cacheKey = AnswerCache<CacheView>.Key(
-            view: CacheView(view: decision.view, pool: pool.name, upstreamMark: mark),
-            question: query.question, edns: query.edns != nil, dnssecOK: query.edns?.dnssecOK ?? false)
-        if config.cacheSize > 0,
-           let hit = cache.lookup(cacheKey, id: query.header.id, questionName: query.question.name.wire, now: now) {
-            counters.cacheHits += 1
-            counters.answered += 1
-            respond(hit, to: reply)
-            tcpClient?.queryDone()
-            return
-        }
         let inflightKey = InflightKey(cache: cacheKey, proto: flow.proto)
-        if let leader = inflight[inflightKey], !leader.finished {
+        if shareable, let leader = inflight[inflightKey], !leader.finished {
+            // Followers count against the limits like any query in flight.
             counters.coalesced += 1
-            leader.followers.append(Follower(query: query, reply: reply, tcpClient: tcpClient))
+            outstanding += 1
+            outstandingPerClient[flow.client.address] = clientOutstanding + 1
+            leader.followers.append(Follower(query: query, reply: reply, tcpClient: tcpClient,
+                                             client: flow.client.address))
             return
         }
 
         // The upstream copy: same bytes, payload size clamped; the ID is set per attempt.
-        var upstreamQuery = bytes.getSlice(at: bytes.readerIndex, length: query.length)!
+        let length = optionsStripped ? query.length - (query.edns?.optionsLength ?? 0) : query.length
+        var upstreamQuery = bytes.getSlice(at: bytes.readerIndex, length: length)!
         if let edns = query.edns {
             let size = DNSRewrite.upstreamPayloadSize(forClient: edns.payloadSize)
             upstreamQuery.withUnsafeMutableReadableBytes {
                 DNSRewrite.setPayloadSize(size, at: edns.payloadSizeOffset, in: $0)
+                if optionsStripped { DNSRewrite.setPayloadSize(0, at: edns.payloadSizeOffset + 6, in: $0) }  // RDLENGTH 0
             }
         }
         let txn = Transaction(query: query, upstreamQuery: upstreamQuery, flow: flow, mark: mark,
                               reply: reply, upstreams: health.order(pool.servers, now: now))
         txn.tcpClient = tcpClient
-        txn.cacheKey = cacheKey
-        txn.inflightKey = inflightKey
-        inflight[inflightKey] = txn
+        if shareable {
+            txn.cacheKey = cacheKey
+            txn.inflightKey = inflightKey
+            inflight[inflightKey] = txn
+        }
         outstanding += 1
         outstandingPerClient[flow.client.address] = clientOutstanding + 1
         if case .send(let index) = txn.plan.start { startAttempt(txn, upstream: index) }
@@ -197,6 +216,11 @@ final class QueryEngine {
         let header: DNSHeader? = bytes.withUnsafeReadableBytes { try? DNSMessage.header($0) }
         guard let header, !header.isResponse else {
             counters.droppedMalformed += 1
+            return
+        }
+        if header.opcode != DNSOpcode.query {
+            counters.notimp += 1
+            respond(DNSResponseBuilder.headerOnly(toHeader: header, rcode: .notImp), to: reply)
             return
         }
         counters.formerr += 1
@@ -288,11 +312,14 @@ final class QueryEngine {
         guard !txn.finished else { return }
         endAttempt(txn)
         txn.finished = true
-        outstanding -= 1
-        let left = outstandingPerClient[txn.flow.client.address, default: 1] - 1
-        outstandingPerClient[txn.flow.client.address] = left > 0 ? left : nil
         if let key = txn.inflightKey, inflight[key] === txn { inflight[key] = nil }
-        let everyone = [Follower(query: txn.query, reply: txn.reply, tcpClient: txn.tcpClient)] + txn.followers
+        let everyone = [Follower(query: txn.query, reply: txn.reply, tcpClient: txn.tcpClient,
+                                 client: txn.flow.client.address)] + txn.followers
+        for client in everyone {
+            outstanding -= 1
+            let left = outstandingPerClient[client.client, default: 1] - 1
+            outstandingPerClient[client.client] = left > 0 ? left : nil
+        }
         if let answer {
             if config.cacheSize > 0, let key = txn.cacheKey {
                 cache.store(key, answer: Array(answer.readableBytesView), now: now)
@@ -355,6 +382,8 @@ final class QueryEngine {
             sendUDP(txn, on: socket)
         } else {
             pool.waiting.append((txn, attempt))
+            // Opening may have failed synchronously (EMFILE, no route ...): fail over now.
+            if pool.opening == 0 { failWaiting(pool) }
         }
     }
 
@@ -376,8 +405,11 @@ final class QueryEngine {
     }
 
     private func sendUDP(_ txn: Transaction, on socket: UpstreamUDPSocket) {
+        // An ID is never reused on one socket, so a late answer to an abandoned attempt
+        // cannot match a newer query (a socket carries at most `queriesPerSocket`).
         var id = random.next16()
-        while socket.pending[id] != nil { id = random.next16() }
+        while socket.usedIDs.contains(id) { id = random.next16() }
+        socket.usedIDs.insert(id)
         txn.sentID = id
         txn.udpSocket = socket
         socket.pending[id] = txn
@@ -607,6 +639,7 @@ struct Follower {
     var query: DNSMessage
     var reply: ReplyTarget
     var tcpClient: TCPClientHandler?
+    var client: IPAddress
 }
 
 func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }

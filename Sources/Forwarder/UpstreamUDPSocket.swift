@@ -9,6 +9,8 @@ final class UpstreamUDPSocket {
     let localPort: UInt16
     /// In flight on this socket, by the ID we sent.
     var pending: [UInt16: Transaction] = [:]
+    /// Every ID this socket has sent.
+    var usedIDs: Set<UInt16> = []
     var used = 0
     var retired = false
     var closed = false
