@@ -33,6 +33,7 @@ public struct Counters: Sendable, Equatable {
     public var mismatchedAnswers = 0
     public var portQuarantineRebinds = 0
     public var tcpRejected = 0
+    public var idleSocketsClosed = 0
 
     public var summary: String {
         let um = NoMarkReason.allCases.map { "\($0.rawValue)=\(unmarked[$0, default: 0])" }
@@ -47,6 +48,6 @@ public struct Counters: Sendable, Equatable {
             + "upstream_errors=\(upstreamErrors) upstream_unusable=\(upstreamUnusable) "
             + "truncated=\(truncatedRelayed) unmatched=\(unmatchedAnswers) "
             + "mismatched=\(mismatchedAnswers) port_rebinds=\(portQuarantineRebinds) "
-            + "tcp_rejected=\(tcpRejected)"
+            + "tcp_rejected=\(tcpRejected) idle_sockets_closed=\(idleSocketsClosed)"
     }
 }

@@ -46,6 +46,7 @@ public final class Forwarder: Sendable {
                 }
             }
             let engine = QueryEngine(loop: loop, config: config, markSource: markSource, logger: logger)
+            engine.startSweeping()
             return .success((NIOLoopBound(engine, eventLoop: loop), markSource != nil))
         }.wait()
         let engine: NIOLoopBound<QueryEngine>

@@ -36,6 +36,8 @@ public struct ForwarderConfig: Sendable {
     /// A UDP upstream socket is retired (and a fresh one with a new random port opened)
     /// after this many queries.
     public var queriesPerSocket: Int = 64
+    /// An upstream socket with nothing in flight for this long is closed.
+    public var upstreamSocketIdle: TimeAmount = .seconds(30)
 
     public init(listen: [Endpoint], policy: PolicyEngine) {
         self.listen = listen

@@ -414,6 +414,7 @@ final class QueryEngine {
         txn.udpSocket = socket
         socket.pending[id] = txn
         socket.used += 1
+        socket.lastUsed = now
         var bytes = txn.upstreamQuery
         bytes.withUnsafeMutableReadableBytes { DNSRewrite.setID(id, in: $0) }
         counters.upstreamSent += 1
@@ -612,6 +613,30 @@ final class QueryEngine {
     // MARK: - Lifecycle
 
     /// Succeeds when no query is in flight (immediately if none is).
+    /// Closes upstream sockets idle for `upstreamSocketIdle` and forgets empty pools, so
+    /// file descriptors stay bounded by recent activity, not by every mark ever seen.
+    /// Runs periodically on the loop (started by `startSweeping`).
+    func sweepIdleUpstreams() {
+        let cutoff = now - Double(config.upstreamSocketIdle.nanoseconds) / 1e9
+        for (key, pool) in pools {
+            for socket in pool.ready where socket.pending.isEmpty && socket.lastUsed < cutoff {
+                counters.idleSocketsClosed += 1
+                retire(socket)
+            }
+            if pool.ready.isEmpty && pool.opening == 0 && pool.waiting.isEmpty {
+                pools[key] = nil
+            }
+        }
+    }
+
+    func startSweeping() {
+        let interval = TimeAmount.nanoseconds(max(config.upstreamSocketIdle.nanoseconds / 2, 100_000_000))
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            bound.value.sweepIdleUpstreams()
+        }
+    }
+
     func drain() -> EventLoopFuture<Void> {
         draining = true
         if outstanding == 0 { return loop.makeSucceededFuture(()) }

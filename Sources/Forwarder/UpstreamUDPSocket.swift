@@ -12,6 +12,8 @@ final class UpstreamUDPSocket {
     /// Every ID this socket has sent.
     var usedIDs: Set<UInt16> = []
     var used = 0
+    /// When the last query was sent on it (monotonic seconds).
+    var lastUsed: Double = 0
     var retired = false
     var closed = false
 

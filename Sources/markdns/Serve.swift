@@ -50,6 +50,9 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Client TCP connections at most.")
     var maxTcpConnections: Int = 512
 
+    @Option(name: .long, help: "Seconds an upstream socket may stay idle before it is closed.")
+    var upstreamIdleTimeout: Int = 30
+
     @Option(name: .long, help: "Client TCP connections from one address at most.")
     var maxTcpPerClient: Int = 32
 
@@ -66,7 +69,7 @@ struct Serve: ParsableCommand {
         }
         guard cacheSize >= 0 else { throw ValidationError("--cache-size must be 0 or more") }
         guard upstreamTimeout > 0, tcpIdleTimeout > 0, maxOutstanding > 0, maxTcpConnections > 0,
-              maxTcpPerClient > 0, maxOutstandingPerClient > 0 else {
+              maxTcpPerClient > 0, maxOutstandingPerClient > 0, upstreamIdleTimeout > 0 else {
             throw ValidationError("timeouts and limits must be positive")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
@@ -102,6 +105,7 @@ struct Serve: ParsableCommand {
         config.maxOutstanding = maxOutstanding
         config.maxTCPConnections = maxTcpConnections
         config.maxTCPConnectionsPerClient = maxTcpPerClient
+        config.upstreamSocketIdle = .seconds(Int64(upstreamIdleTimeout))
         config.maxOutstandingPerClient = maxOutstandingPerClient
 
         let forwarder: Forwarder

@@ -220,6 +220,34 @@ struct ForwarderBehaviourTests {
         #expect(size != nil && size! <= 512, "\(udp.stdout)")
     }
 
+    @Test("Idle upstream sockets are closed, so descriptors do not grow with every mark ever seen")
+    func idleUpstreamSocketsAreClosed() throws {
+        let lab = try Lab("idle")
+        defer { lab.close() }
+        try lab.loadNftRules(clients: ["127.0.0.10": 0x10, "127.0.0.11": 0x20, "127.0.0.12": 0x30])
+        try lab.startUpstream(address: "127.0.0.2")
+        let md = try start(lab, ["--listen", "127.0.0.1:53", "--upstream", "127.0.0.2:5353",
+                                 "--upstream-idle-timeout", "1"])
+        func sockets() -> Int {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(md.pid)/fd")) ?? []).filter {
+                ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(md.pid)/fd/\($0)")) ?? "")
+                    .hasPrefix("socket:")
+            }.count
+        }
+        usleep(1_500_000)  // let the start-up probe's socket go idle first
+        let before = sockets()
+        for client in ["127.0.0.10", "127.0.0.11", "127.0.0.12"] {
+            for i in 0..<4 { _ = lab.dig("idle\(i).example.test", from: client) }
+        }
+        let busy = sockets()
+        #expect(busy >= before + 3, "one upstream socket per mark at least: \(before) -> \(busy)")
+        usleep(2_500_000)
+        let after = sockets()
+        #expect(after <= before, "idle upstream sockets not closed: \(before) -> \(busy) -> \(after)")
+        lab.stop(md)
+        #expect(!lab.readLog("markdns.log").contains("idle_sockets_closed=0"))
+    }
+
     @Test("Start-up errors are one clear line, not a stack trace")
     func startupErrors() throws {
         let lab = try lab("startup")
