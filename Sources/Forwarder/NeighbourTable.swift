@@ -1,4 +1,5 @@
 import MarkCore
+import NIOCore
 
 #if canImport(Glibc)
 import Glibc
@@ -19,7 +20,7 @@ final class NeighbourTable {
     }
 
     func mac(for address: IPAddress) -> [UInt8]? {
-        let now = Double(NIODeadlineNow()) / 1e9
+        let now = Double(NIODeadline.now().uptimeNanoseconds) / 1e9
         if now - loadedAt > refreshSeconds || (table[address] == nil && now - loadedAt > 1) {
             if let text = readSmallFile(path) { table = NeighbourTable.parseProcNetARP(text) }
             loadedAt = now
@@ -39,12 +40,6 @@ final class NeighbourTable {
         }
         return out
     }
-}
-
-func NIODeadlineNow() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 /// Reads a file of at most 1 MiB; nil on any error.

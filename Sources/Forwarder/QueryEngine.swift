@@ -148,6 +148,7 @@ final class QueryEngine {
             tcpClient?.queryDone()
             return
         }
+        let now = self.now  // one clock read per query
         // Cache and coalescing, keyed by everything that shapes the answer and the view.
         let maxSize = flow.proto == .tcp ? 65535
             : Int(query.edns.map { DNSRewrite.upstreamPayloadSize(forClient: $0.payloadSize) } ?? 512)
