@@ -26,6 +26,8 @@ public struct Counters: Sendable, Equatable {
     public var upstreamTimeouts = 0
     public var upstreamErrors = 0
     public var upstreamUnusable = 0
+    /// Attempts of a second round (servers that timed out, tried again within the deadline).
+    public var upstreamRetries = 0
     public var truncatedRelayed = 0
     /// Answers on an upstream socket whose ID matches nothing in flight (late or forged).
     public var unmatchedAnswers = 0
@@ -46,6 +48,7 @@ public struct Counters: Sendable, Equatable {
             + "reloads=\(reloads) cache_hits=\(cacheHits) coalesced=\(coalesced) "
             + "upstream_sent=\(upstreamSent) upstream_timeouts=\(upstreamTimeouts) "
             + "upstream_errors=\(upstreamErrors) upstream_unusable=\(upstreamUnusable) "
+            + "upstream_retries=\(upstreamRetries) "
             + "truncated=\(truncatedRelayed) unmatched=\(unmatchedAnswers) "
             + "mismatched=\(mismatchedAnswers) port_rebinds=\(portQuarantineRebinds) "
             + "tcp_rejected=\(tcpRejected) idle_sockets_closed=\(idleSocketsClosed)"

@@ -17,6 +17,9 @@ public struct ForwarderConfig: Sendable {
     public var useConntrack: Bool = true
     /// How long one upstream gets to answer before the next is tried.
     public var upstreamTimeout: TimeAmount = .milliseconds(1500)
+    /// A query's whole budget upstream: servers that timed out are tried again while it
+    /// lasts; when it is spent the client gets SERVFAIL.
+    public var queryTimeout: TimeAmount = .seconds(4)
     /// A client TCP connection with no query in flight is closed after this long (RFC 7766).
     public var tcpIdleTimeout: TimeAmount = .seconds(10)
     /// Upstream queries in flight at once; beyond it clients get SERVFAIL (counted).

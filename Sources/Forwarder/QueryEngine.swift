@@ -28,6 +28,8 @@ final class QueryEngine {
     private var interfaceNames: [Int: String] = [:]
     /// Upstreams that keep failing are tried last for a while (backoff).
     private var health = UpstreamHealth()
+    /// Queries per pool so far: the round-robin position and the `fastest` exploration turn.
+    private var poolTurns: [String: Int] = [:]
     let neighbours = NeighbourTable()
     private(set) var counters = Counters()
     private(set) var cache: AnswerCache<CacheView>
@@ -200,8 +202,11 @@ final class QueryEngine {
                 if optionsStripped { DNSRewrite.setPayloadSize(0, at: edns.payloadSizeOffset + 6, in: $0) }  // RDLENGTH 0
             }
         }
-        let txn = Transaction(query: query, upstreamQuery: upstreamQuery, flow: flow, mark: mark,
-                              reply: reply, upstreams: health.order(pool.servers, now: now))
+        let turn = poolTurns[pool.name, default: 0]
+        poolTurns[pool.name] = turn &+ 1
+        let txn = Transaction(query: query, upstreamQuery: upstreamQuery, flow: flow, mark: mark, reply: reply,
+                              upstreams: health.order(pool.servers, strategy: pool.strategy, now: now, turn: turn),
+                              deadline: now + seconds(config.queryTimeout))
         txn.tcpClient = tcpClient
         if shareable {
             txn.cacheKey = cacheKey
@@ -271,7 +276,10 @@ final class QueryEngine {
     private func startAttempt(_ txn: Transaction, upstream index: Int) {
         txn.attempt += 1
         let attempt = txn.attempt
-        txn.timer = loop.assumeIsolated().scheduleTask(in: config.upstreamTimeout) { [weak self, weak txn] in
+        let start = now
+        txn.attemptStarted = start
+        let budget = TimeAmount.nanoseconds(Int64(max(txn.deadline - start, 0) * 1e9))
+        txn.timer = loop.assumeIsolated().scheduleTask(in: min(config.upstreamTimeout, budget)) { [weak self, weak txn] in
             guard let self, let txn, txn.attempt == attempt, !txn.finished else { return }
             self.counters.upstreamTimeouts += 1
             self.attemptFailed(txn, outcome: .timeout)
@@ -287,10 +295,18 @@ final class QueryEngine {
         guard !txn.finished else { return }
         endAttempt(txn)
         let server = txn.upstreams[txn.plan.current]
-        if outcome == .unusableAnswer { health.success(server) } else { health.failure(server, now: now) }
+        let now = self.now
+        switch outcome {
+        case .unusableAnswer: health.success(server, rtt: now - txn.attemptStarted)
+        case .timeout: health.failure(server, now: now, penalty: seconds(config.upstreamTimeout))
+        case .error, .answer: health.failure(server, now: now)
+        }
         switch txn.plan.next(after: outcome) {
-        case .send(let index): startAttempt(txn, upstream: index)
-        case .deliver, .servfail: finish(txn, answer: nil)
+        case .send(let index) where now < txn.deadline:
+            if txn.plan.round > 1 { counters.upstreamRetries += 1 }
+            startAttempt(txn, upstream: index)
+        case .send, .deliver, .servfail:
+            finish(txn, answer: nil)
         }
     }
 
@@ -360,6 +376,10 @@ final class QueryEngine {
         guard let parsed, parsed.header.isResponse, parsed.header.id == txn.sentID,
               parsed.question == txn.query.question
         else {
+            let header = answer.withUnsafeReadableBytes { try? DNSMessage.header($0) }
+            if let header, header.isResponse, header.id == txn.sentID, header.qdcount == 0 {
+                return handleQuestionless(header, txn: txn)
+            }
             counters.mismatchedAnswers += 1
             return false
         }
@@ -369,10 +389,33 @@ final class QueryEngine {
             attemptFailed(txn, outcome: .unusableAnswer)
             return true
         }
-        health.success(txn.upstreams[txn.plan.current])
+        health.success(txn.upstreams[txn.plan.current], rtt: now - txn.attemptStarted)
         if parsed.header.isTruncated { counters.truncatedRelayed += 1 }
         finish(txn, answer: answer.getSlice(at: answer.readerIndex, length: parsed.length) ?? answer)
         return true
+    }
+
+    /// An answer with our ID but no question, as some servers send for errors and
+    /// truncation: an error rcode fails over at once (instead of waiting for the timeout),
+    /// TC is passed on as our own TC answer so the client retries over TCP.
+    private func handleQuestionless(_ header: DNSHeader, txn: Transaction) -> Bool {
+        if header.isTruncated {
+            health.success(txn.upstreams[txn.plan.current], rtt: now - txn.attemptStarted)
+            counters.truncatedRelayed += 1
+            var tc = DNSResponseBuilder.errorResponse(to: txn.query, rcode: .noError)
+            tc[2] |= 0x02
+            finish(txn, answer: ByteBuffer(bytes: tc))
+            return true
+        }
+        switch header.rcode {
+        case DNSRcode.formErr.rawValue, DNSRcode.servFail.rawValue, DNSRcode.notImp.rawValue, DNSRcode.refused.rawValue:
+            counters.upstreamUnusable += 1
+            attemptFailed(txn, outcome: .unusableAnswer)
+            return true
+        default:
+            counters.mismatchedAnswers += 1
+            return false
+        }
     }
 
     // MARK: - UDP upstream
@@ -618,7 +661,7 @@ final class QueryEngine {
     /// file descriptors stay bounded by recent activity, not by every mark ever seen.
     /// Runs periodically on the loop (started by `startSweeping`).
     func sweepIdleUpstreams() {
-        let cutoff = now - Double(config.upstreamSocketIdle.nanoseconds) / 1e9
+        let cutoff = now - seconds(config.upstreamSocketIdle)
         for (key, pool) in pools {
             for socket in pool.ready where socket.pending.isEmpty && socket.lastUsed < cutoff {
                 counters.idleSocketsClosed += 1
@@ -667,6 +710,8 @@ struct Follower {
     var tcpClient: TCPClientHandler?
     var client: IPAddress
 }
+
+func seconds(_ t: TimeAmount) -> Double { Double(t.nanoseconds) / 1e9 }
 
 func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
 

@@ -17,6 +17,9 @@ final class Transaction {
     /// Client queries over TCP go upstream over TCP; UDP ones over UDP.
     var upstreamProtocol: TransportProtocol { flow.proto }
     var plan: UpstreamPlan
+    /// Monotonic seconds: when the query's budget ends, and when the current attempt began.
+    let deadline: Double
+    var attemptStarted: Double = 0
     /// Bumped for every attempt, so events of an abandoned attempt are recognised.
     var attempt = 0
     var timer: Scheduled<Void>?
@@ -33,13 +36,15 @@ final class Transaction {
     var followers: [Follower] = []
 
     init(query: DNSMessage, upstreamQuery: ByteBuffer, flow: FlowTuple, mark: UInt32,
-         reply: ReplyTarget, upstreams: [Endpoint]) {
+         reply: ReplyTarget, upstreams: [Endpoint], deadline: Double) {
         self.query = query
         self.upstreamQuery = upstreamQuery
         self.flow = flow
         self.mark = mark
         self.reply = reply
         self.upstreams = upstreams
-        self.plan = UpstreamPlan(upstreamCount: upstreams.count)
+        self.deadline = deadline
+        // Servers that timed out get a second round, within the deadline.
+        self.plan = UpstreamPlan(upstreamCount: upstreams.count, rounds: 2)
     }
 }

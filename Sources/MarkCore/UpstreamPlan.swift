@@ -1,5 +1,9 @@
 /// The failover plan of one query across an ordered list of upstreams. Pure state
 /// machine: events in, the next action out.
+///
+/// Each upstream is tried once, in order. With `rounds` > 1, the servers that timed out
+/// (a lost datagram, not a refusal or an unreachable port) are tried again in further
+/// rounds; the caller stops the plan when the query's deadline passes.
 public struct UpstreamPlan: Sendable {
     public enum Outcome: Equatable, Sendable {
         /// An answer we can relay (any rcode other than SERVFAIL/REFUSED).
@@ -22,14 +26,22 @@ public struct UpstreamPlan: Sendable {
     }
 
     public let count: Int
+    public let rounds: Int
     public private(set) var current: Int
     public private(set) var attempts: Int
+    public private(set) var round = 1
+    /// Indices still to try in this round, in order.
+    private var queue: [Int]
+    /// Indices that timed out in this round (candidates for the next).
+    private var timedOut: [Int] = []
 
-    public init(upstreamCount: Int) {
-        precondition(upstreamCount > 0)
+    public init(upstreamCount: Int, rounds: Int = 1) {
+        precondition(upstreamCount > 0 && rounds > 0)
         self.count = upstreamCount
+        self.rounds = rounds
         self.current = 0
         self.attempts = 1
+        self.queue = Array(1..<upstreamCount)
     }
 
     /// The first action: send to the first upstream.
@@ -40,8 +52,14 @@ public struct UpstreamPlan: Sendable {
         case .answer:
             return .deliver
         case .unusableAnswer, .timeout, .error:
-            guard current + 1 < count else { return .servfail }
-            current += 1
+            if outcome == .timeout, !timedOut.contains(current) { timedOut.append(current) }
+            if queue.isEmpty, round < rounds, !timedOut.isEmpty {
+                round += 1
+                queue = timedOut
+                timedOut = []
+            }
+            guard !queue.isEmpty else { return .servfail }
+            current = queue.removeFirst()
             attempts += 1
             return .send(current)
         }

@@ -10,8 +10,5 @@ public struct Pool: Sendable, Equatable {
     }
 }
 
-/// How a pool's servers are used. Only the forwarder's existing behaviour for now.
-public enum PoolStrategy: String, Sendable, Equatable, CaseIterable {
-    /// First server first; the next one on timeout, error, SERVFAIL or REFUSED.
-    case failover
-}
+/// How a pool's servers are used (see `UpstreamStrategy`).
+public typealias PoolStrategy = UpstreamStrategy

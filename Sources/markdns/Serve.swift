@@ -41,6 +41,12 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Milliseconds one upstream gets before the next is tried.")
     var upstreamTimeout: Int = 1500
 
+    @Option(name: .long, help: "Milliseconds a query may spend upstream in all; servers that timed out are retried within it.")
+    var queryTimeout: Int = 4000
+
+    @Option(name: .long, help: "Order of the default pool's servers: failover (default), round-robin or fastest.")
+    var strategy: String?
+
     @Option(name: .long, help: "Seconds a client TCP connection may stay idle (RFC 7766).")
     var tcpIdleTimeout: Int = 10
 
@@ -68,7 +74,10 @@ struct Serve: ParsableCommand {
             guard !upstream.isEmpty else { throw ValidationError("give at least one --upstream ADDR:PORT (or --config FILE)") }
         }
         guard cacheSize >= 0 else { throw ValidationError("--cache-size must be 0 or more") }
-        guard upstreamTimeout > 0, tcpIdleTimeout > 0, maxOutstanding > 0, maxTcpConnections > 0,
+        if let strategy, UpstreamStrategy(rawValue: strategy) == nil {
+            throw ValidationError("unknown --strategy '\(strategy)' (failover, round-robin, fastest)")
+        }
+        guard upstreamTimeout > 0, queryTimeout > 0, tcpIdleTimeout > 0, maxOutstanding > 0, maxTcpConnections > 0,
               maxTcpPerClient > 0, maxOutstandingPerClient > 0, upstreamIdleTimeout > 0 else {
             throw ValidationError("timeouts and limits must be positive")
         }
@@ -101,6 +110,7 @@ struct Serve: ParsableCommand {
         config.cacheMaxTTL = max(cacheMaxTtl, cacheMinTtl)
         config.useConntrack = !noConntrack
         config.upstreamTimeout = .milliseconds(Int64(upstreamTimeout))
+        config.queryTimeout = .milliseconds(Int64(queryTimeout))
         config.tcpIdleTimeout = .seconds(Int64(tcpIdleTimeout))
         config.maxOutstanding = maxOutstanding
         config.maxTCPConnections = maxTcpConnections
@@ -146,6 +156,10 @@ struct Serve: ParsableCommand {
             if requireMark { policy.conntrack.onMissing = .refuse }
         } else {
             policy = ForwarderConfig.simplePolicy(upstreams: upstreams, requireMark: requireMark)
+        }
+        if let s = strategy.flatMap(UpstreamStrategy.init(rawValue:)),
+           let i = policy.pools.firstIndex(where: { $0.name == policy.defaultPool }) {
+            policy.pools[i].strategy = s
         }
         return policy
     }
