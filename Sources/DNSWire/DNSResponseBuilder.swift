@@ -47,18 +47,38 @@ extension DNSResponseBuilder {
     public static func localAnswer(to query: DNSMessage, rcode: DNSRcode = .noError,
                                    addresses: [[UInt8]] = [], ttl: UInt32) -> [UInt8] {
         let records = addresses.filter { $0.count == 4 || $0.count == 16 }
+            .map { LocalRR(owner: nil, type: $0.count == 4 ? DNSType.a : DNSType.aaaa, rdata: $0) }
+        return localAnswer(to: query, rcode: rcode, records: records, ttl: ttl)
+    }
+
+    /// A record of a local answer: `owner` nil means the question's name (compressed to
+    /// offset 12), else an uncompressed wire name.
+    public struct LocalRR: Sendable {
+        public var owner: [UInt8]?
+        public var type: UInt16
+        public var rdata: [UInt8]
+        public init(owner: [UInt8]?, type: UInt16, rdata: [UInt8]) {
+            self.owner = owner; self.type = type; self.rdata = rdata
+        }
+    }
+
+    /// The general form: any records, in order. Records whose RDATA exceeds 65535 bytes
+    /// are left out.
+    public static func localAnswer(to query: DNSMessage, rcode: DNSRcode = .noError,
+                                   records: [LocalRR], ttl: UInt32) -> [UInt8] {
+        let records = records.filter { $0.rdata.count <= 0xFFFF }
         var out: [UInt8] = []
-        out.reserveCapacity(query.questionEnd + records.count * 28 + 11)
+        out.reserveCapacity(query.questionEnd + records.reduce(0) { $0 + 12 + $1.rdata.count } + 11)
         let flags: UInt16 = 0x8000 | (query.header.flags & 0x7900) | 0x0400 | 0x0080 | UInt16(rcode.rawValue)
         DNSHeader(id: query.header.id, flags: flags, qdcount: 1, ancount: UInt16(records.count),
                   arcount: query.edns == nil ? 0 : 1).write(into: &out)
         query.question.write(into: &out)
-        for address in records {
-            let type = address.count == 4 ? DNSType.a : DNSType.aaaa
-            out += [0xC0, 0x0C, UInt8(type >> 8), UInt8(type & 0xFF), 0, 1]
+        for r in records {
+            if let owner = r.owner { out += owner } else { out += [0xC0, 0x0C] }
+            out += [UInt8(r.type >> 8), UInt8(r.type & 0xFF), 0, 1]
             out += [UInt8(ttl >> 24), UInt8((ttl >> 16) & 0xFF), UInt8((ttl >> 8) & 0xFF), UInt8(ttl & 0xFF)]
-            out += [0, UInt8(address.count)]
-            out += address
+            out += [UInt8(r.rdata.count >> 8), UInt8(r.rdata.count & 0xFF)]
+            out += r.rdata
         }
         if query.edns != nil { appendOPT(into: &out) }
         return out

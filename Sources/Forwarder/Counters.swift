@@ -45,6 +45,7 @@ public struct Counters: Sendable, Equatable {
             + "dropped=\(droppedMalformed) overload=\(overload) marked=\(marked) "
             + "selector_marked=\(selectorMarked) \(um) "
             + "walled_garden=\(localAnswers["walled-garden", default: 0]) blocked=\(localAnswers["blocked", default: 0]) "
+            + "local=\(localAnswers["local", default: 0]) private_reverse=\(localAnswers["private-reverse", default: 0]) "
             + "reloads=\(reloads) cache_hits=\(cacheHits) coalesced=\(coalesced) "
             + "upstream_sent=\(upstreamSent) upstream_timeouts=\(upstreamTimeouts) "
             + "upstream_errors=\(upstreamErrors) upstream_unusable=\(upstreamUnusable) "

@@ -21,6 +21,7 @@ public final class Forwarder: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let engine: NIOLoopBound<QueryEngine>
     private let channels: [any Channel]
+    private let localData: LocalDataLoader
     public let boundAddresses: [String]
     private let logger: Logger
 
@@ -57,6 +58,10 @@ public final class Forwarder: Sendable {
             try? group.syncShutdownGracefully()
             throw error
         }
+        let localData = LocalDataLoader(config: config.policy.config.local, logger: logger) { zone in
+            engine.eventLoop.execute { engine.value.setLocalZone(zone) }
+        }
+        localData.start()
         var channels: [any Channel] = []
         var names: [String] = []
         do {
@@ -68,18 +73,21 @@ public final class Forwarder: Sendable {
             }
         } catch {
             for c in channels { try? c.close().wait() }
+            localData.stop()
             try? group.syncShutdownGracefully()
             throw error
         }
         logger.info("listening on \(names.joined(separator: ", ")) (udp+tcp); pools \(config.policy.config.pools.map { "\($0.name)=\($0.servers.map(\.description).joined(separator: ","))" }.joined(separator: " ")); marks from \(!hasMarkSource ? "nowhere (unmarked)" : "ctnetlink"), mask \(hex(config.policy.mask)), on-missing \(config.policy.config.conntrack.onMissing.rawValue)")
-        return Forwarder(group: group, engine: engine, channels: channels, boundAddresses: names, logger: logger)
+        return Forwarder(group: group, engine: engine, channels: channels, localData: localData,
+                         boundAddresses: names, logger: logger)
     }
 
     private init(group: MultiThreadedEventLoopGroup, engine: NIOLoopBound<QueryEngine>,
-                 channels: [any Channel], boundAddresses: [String], logger: Logger) {
+                 channels: [any Channel], localData: LocalDataLoader, boundAddresses: [String], logger: Logger) {
         self.group = group
         self.engine = engine
         self.channels = channels
+        self.localData = localData
         self.boundAddresses = boundAddresses
         self.logger = logger
     }
@@ -98,6 +106,7 @@ public final class Forwarder: Sendable {
                 EventLoopFuture.andAllComplete(channels.map { $0.close() }, on: loop)
             }.map { engine.value.counters }
         }.wait()
+        localData.stop()
         try? group.syncShutdownGracefully()
         return counters ?? Counters()
     }
@@ -106,6 +115,7 @@ public final class Forwarder: Sendable {
     public func reload(_ policy: PolicyEngine) {
         let engine = self.engine
         engine.eventLoop.execute { engine.value.reload(policy) }
+        localData.update(policy.config.local)
     }
 
     /// The counters now (for periodic stats).

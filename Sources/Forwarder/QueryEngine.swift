@@ -24,6 +24,9 @@ final class QueryEngine {
     /// The policy in force; replaced whole by `reload`. Queries in flight keep the
     /// decision they were given.
     private(set) var policy: PolicyEngine
+    /// Static records, hosts files, local domain, private reverse zones; replaced whole
+    /// by the `LocalDataLoader` when a hosts file changes or the policy is reloaded.
+    private(set) var localZone: LocalZone
     private var addresses: [Endpoint: SocketAddress] = [:]
     private var interfaceNames: [Int: String] = [:]
     /// Upstreams that keep failing are tried last for a while (backoff).
@@ -55,6 +58,7 @@ final class QueryEngine {
         self.markSource = markSource
         self.logger = logger
         self.policy = config.policy
+        self.localZone = LocalZone(config: config.policy.config.local)
         self.cache = AnswerCache(limits: .init(capacity: config.cacheSize, minTTL: config.cacheMinTTL,
                                                maxTTL: config.cacheMaxTTL))
     }
@@ -64,6 +68,10 @@ final class QueryEngine {
         // Pools may point elsewhere now: answers of the old policy must not be served.
         cache.removeAll()
         counters.reloads += 1
+    }
+
+    func setLocalZone(_ zone: LocalZone) {
+        localZone = zone
     }
 
     private func socketAddress(_ e: Endpoint) -> SocketAddress {
@@ -143,8 +151,15 @@ final class QueryEngine {
             tcpClient?.queryDone()
             return
         }
+        if let local = localData(query, decision: decision) {
+            counters.localAnswers[local.reason.rawValue, default: 0] += 1
+            respond(localAnswer(local, to: query), to: reply)
+            tcpClient?.queryDone()
+            return
+        }
         let mark = decision.upstreamMark
-        guard let pool = decision.pool.flatMap(policy.config.pool(named:)), !pool.servers.isEmpty else {
+        guard let pool = policy.pool(for: decision, wireName: query.question.name.wire).flatMap(policy.config.pool(named:)),
+              !pool.servers.isEmpty else {
             counters.servfail += 1
             respond(DNSResponseBuilder.errorResponse(to: query, rcode: .servFail), to: reply)
             tcpClient?.queryDone()
@@ -238,8 +253,25 @@ final class QueryEngine {
         return false
     }
 
+    /// The answer of local data, or nil to forward: records and hosts first, then the
+    /// local domain (NXDOMAIN), then private reverse zones no per-domain pool covers.
+    private func localData(_ query: DNSMessage, decision: PolicyDecision) -> LocalAnswer? {
+        let name = query.question.name.wire
+        if let answer = localZone.answer(wireName: name, qtype: query.question.type) { return answer }
+        if localZone.isPrivateReverse(wireName: name), !policy.routesDomain(wireName: name) {
+            return localZone.privateReverseAnswer
+        }
+        return nil
+    }
+
     private func localAnswer(_ local: LocalAnswer, to query: DNSMessage) -> [UInt8] {
         switch local.kind {
+        case .records(let list):
+            let rrs = list.map {
+                DNSResponseBuilder.LocalRR(owner: $0.owner == query.question.name.wire.map(lowercase) ? nil : $0.owner,
+                                           type: $0.type, rdata: $0.rdata)
+            }
+            return DNSResponseBuilder.localAnswer(to: query, records: rrs, ttl: local.ttl)
         case .addresses(let list):
             return DNSResponseBuilder.localAnswer(to: query, addresses: list.map(\.bytes), ttl: local.ttl)
         case .noData:
@@ -710,6 +742,9 @@ struct Follower {
     var tcpClient: TCPClientHandler?
     var client: IPAddress
 }
+
+/// ASCII lower case of one byte (wire-name comparisons).
+func lowercase(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
 
 func seconds(_ t: TimeAmount) -> Double { Double(t.nanoseconds) / 1e9 }
 

@@ -33,19 +33,24 @@ public struct DomainSet: Sendable, Equatable {
     /// Same for an uncompressed wire name (length-prefixed labels ending with the root
     /// label, any case), as the forwarder's parser hands it over. Malformed names match nothing.
     public func contains(wireName: some Collection<UInt8>) -> Bool {
-        guard !names.isEmpty else { return false }
+        guard !names.isEmpty, let w = DomainSet.lowercased(wireName: wireName) else { return false }
+        return containsLowercasedWire(w)
+    }
+
+    /// A wire name with its label bytes (not its length bytes) lower-cased, or nil when it
+    /// is not a well-formed uncompressed name.
+    static func lowercased(wireName: some Collection<UInt8>) -> [UInt8]? {
         var w = Array(wireName)
-        // Lower-case label bytes only (not length bytes), checking the structure as we go.
         var i = 0
         while i < w.count {
             let len = Int(w[i])
             if len == 0 { break }
-            guard len <= 63, i + len < w.count else { return false }
+            guard len <= 63, i + len < w.count else { return nil }
             for j in (i + 1)...(i + len) where w[j] >= 0x41 && w[j] <= 0x5a { w[j] |= 0x20 }
             i += len + 1
         }
-        guard i == w.count - 1 else { return false }
-        return containsLowercasedWire(w)
+        guard i == w.count - 1 else { return nil }
+        return w
     }
 
     private func containsLowercasedWire(_ w: [UInt8]) -> Bool {

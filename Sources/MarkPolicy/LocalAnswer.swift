@@ -12,11 +12,17 @@ public struct LocalAnswer: Sendable, Hashable {
         case noData
         /// NXDOMAIN.
         case nxDomain
+        /// NOERROR with these records (local data; a CNAME chain first, owners as given).
+        case records([LocalRecord])
     }
 
     public enum Reason: String, Sendable, Hashable, CaseIterable {
         case walledGarden = "walled-garden"
         case blocked
+        /// Static records, hosts files, the local domain.
+        case local
+        /// A private reverse zone (RFC 6303) nothing local answers.
+        case privateReverse = "private-reverse"
     }
 
     public let kind: Kind

@@ -35,10 +35,11 @@ struct TOMLPolicyReader {
     let file: String
     let locator: TOMLLocator
 
-    static let rootKeys = ["server", "conntrack", "pool", "client", "mark"]
+    static let rootKeys = ["server", "conntrack", "pool", "client", "mark", "local"]
+    static let localKeys = ["domain", "hosts", "private-reverse", "ttl", "records"]
     static let serverKeys = ["listen"]
     static let conntrackKeys = ["mask", "base", "on-missing"]
-    static let poolKeys = ["name", "servers", "strategy", "default"]
+    static let poolKeys = ["name", "servers", "strategy", "default", "domains"]
     static let clientKeys = ["name", "match", "mark"]
     static let markKeys = ["value", "name", "action", "pool", "portal", "allow", "ttl",
                            "block", "block-answer", "block-ttl", "table"]
@@ -86,6 +87,14 @@ struct TOMLPolicyReader {
             if let s = try string(t, "strategy", path: "\(p).strategy") {
                 pool.strategy = try choice(s, PoolStrategy.self, path: "\(p).strategy")
             }
+            if let list = try strings(t, "domains", path: "\(p).domains") {
+                pool.domains = try list.enumerated().map { (j, d) throws(PolicyError) in
+                    switch DomainName.normalize(d) {
+                    case .success(let n): return n
+                    case .failure(let e): throw error("\(p).domains[\(j + 1)]", e.description)
+                    }
+                }
+            }
             if try bool(t, "default", path: "\(p).default") == true {
                 if let d = defaultPool { throw error("\(p).default", "pool '\(d)' is already the default") }
                 defaultPool = name
@@ -122,7 +131,33 @@ struct TOMLPolicyReader {
         }
 
         return PolicyConfig(server: server, conntrack: conntrack, pools: pools, clients: clients,
-                            marks: marks, defaultPool: fallbackPool)
+                            marks: marks, defaultPool: fallbackPool, local: try local(root))
+    }
+
+    private func local(_ root: TOMLTable) throws(PolicyError) -> LocalConfig {
+        var local = LocalConfig()
+        guard let t = try table(root, "local") else { return local }
+        try checkKeys(t, "local", Self.localKeys)
+        if let d = try string(t, "domain", path: "local.domain") {
+            switch DomainName.normalize(d) {
+            case .success(let n): local.domain = n
+            case .failure(let e): throw error("local.domain", e.description)
+            }
+        }
+        if let h = try strings(t, "hosts", path: "local.hosts") {
+            local.hosts = h.map { BlockList.resolve($0, relativeTo: file) }
+        }
+        if let b = try bool(t, "private-reverse", path: "local.private-reverse") { local.privateReverse = b }
+        if let ttl = try uint32(t, "ttl", path: "local.ttl", max: 604_800) { local.ttl = ttl }
+        if let list = try strings(t, "records", path: "local.records") {
+            local.records = try list.enumerated().map { (i, line) throws(PolicyError) in
+                switch LocalRecord.parse(line) {
+                case .success(let r): return r
+                case .failure(let e): throw error("local.records[\(i + 1)]", e.description)
+                }
+            }
+        }
+        return local
     }
 
     private func mark(_ t: TOMLTable, path p: String, defaultPool: String,

@@ -35,6 +35,15 @@ extension PolicyConfig {
             guard poolNames.insert(p.name).inserted else { throw fail("\(k).name", "pool '\(p.name)' is defined twice") }
             guard !p.servers.isEmpty else { throw fail("\(k).servers", "is empty: a pool needs at least one server") }
         }
+        var routed: [String: String] = [:]
+        for (i, p) in pools.enumerated() {
+            for (j, d) in p.domains.enumerated() {
+                if let other = routed[d], other != p.name {
+                    throw fail("pool[\(i + 1)].domains[\(j + 1)]", "'\(d)' is already routed to pool '\(other)'")
+                }
+                routed[d] = p.name
+            }
+        }
         guard poolNames.contains(defaultPool) else { throw fail("pool", "default pool '\(defaultPool)' is not defined") }
 
         var markValues: [UInt32: Int] = [:]

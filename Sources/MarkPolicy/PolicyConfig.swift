@@ -15,11 +15,13 @@ public struct PolicyConfig: Sendable, Equatable {
     /// Name of the pool used for unmarked queries, unknown marks and rules without a
     /// pool: the `[[pool]]` with `default = true`, else the first pool.
     public var defaultPool: String
+    /// Local data: static records, hosts files, local domain, private reverse zones.
+    public var local: LocalConfig
 
     public init(server: ServerConfig = ServerConfig(), conntrack: ConntrackConfig = ConntrackConfig(),
                 pools: [Pool], clients: [ClientRule] = [], marks: [MarkRule] = [],
-                defaultPool: String? = nil) {
-        self.server = server; self.conntrack = conntrack; self.pools = pools
+                defaultPool: String? = nil, local: LocalConfig = LocalConfig()) {
+        self.server = server; self.conntrack = conntrack; self.pools = pools; self.local = local
         self.clients = clients; self.marks = marks
         self.defaultPool = defaultPool ?? pools.first?.name ?? ""
     }

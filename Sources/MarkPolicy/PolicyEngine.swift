@@ -6,6 +6,8 @@ import MarkCore
 public struct PolicyEngine: Sendable {
     public let config: PolicyConfig
     private let marks: [UInt32: CompiledMark]
+    /// Per-domain servers: name suffix -> pool.
+    private let domainRoutes: DomainMap<String>
 
     public init(_ config: PolicyConfig) {
         self.config = config
@@ -14,6 +16,23 @@ public struct PolicyEngine: Sendable {
             m[rule.value & config.conntrack.mask] = CompiledMark(rule)
         }
         self.marks = m
+        var routes = DomainMap<String>()
+        for p in config.pools { for d in p.domains { routes.set(d, p.name) } }
+        self.domainRoutes = routes
+    }
+
+    /// True when a per-domain pool covers the name (it is forwarded there even when it
+    /// is a private reverse name).
+    public func routesDomain(wireName: some Collection<UInt8>) -> Bool {
+        domainRoutes.lookup(wireName: wireName) != nil
+    }
+
+    /// The pool a forwarded question goes to: the pool of the most specific per-domain
+    /// route covering the name, else the decision's own pool. Nil when the decision does
+    /// not forward (refused).
+    public func pool(for decision: PolicyDecision, wireName: some Collection<UInt8>) -> String? {
+        guard let own = decision.pool else { return nil }
+        return domainRoutes.lookup(wireName: wireName) ?? own
     }
 
     public var mask: UInt32 { config.conntrack.mask }

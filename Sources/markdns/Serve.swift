@@ -44,6 +44,21 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Milliseconds a query may spend upstream in all; servers that timed out are retried within it.")
     var queryTimeout: Int = 4000
 
+    @Option(name: .long, help: ArgumentHelp("Answer names from this hosts file (repeatable; re-read when it changes).", valueName: "FILE"))
+    var hosts: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("The LAN's domain: names under it are answered locally (or NXDOMAIN), never forwarded.", valueName: "DOMAIN"))
+    var localDomain: String?
+
+    @Option(name: .long, help: ArgumentHelp("A static record, as in a zone file (repeatable): 'router.lan A 192.168.1.1'.", valueName: "RECORD"))
+    var record: [String] = []
+
+    @Flag(name: .long, help: "Forward reverse lookups of private ranges upstream (by default they are answered NXDOMAIN locally, RFC 6303).")
+    var forwardPrivateReverse = false
+
+    @Option(name: .long, help: ArgumentHelp("Send names under DOMAIN to this server (repeatable; dnsmasq's server=/DOMAIN/ADDR).", valueName: "DOMAIN=ADDR[:PORT]"))
+    var domainServer: [String] = []
+
     @Option(name: .long, help: "Order of the default pool's servers: failover (default), round-robin or fastest.")
     var strategy: String?
 
@@ -157,11 +172,54 @@ struct Serve: ParsableCommand {
         } else {
             policy = ForwarderConfig.simplePolicy(upstreams: upstreams, requireMark: requireMark)
         }
+        try addDomainServers(to: &policy)
+        try addLocalData(to: &policy)
         if let s = strategy.flatMap(UpstreamStrategy.init(rawValue:)),
            let i = policy.pools.firstIndex(where: { $0.name == policy.defaultPool }) {
             policy.pools[i].strategy = s
         }
         return policy
+    }
+
+    /// `--domain-server corp.example=10.1.1.1`: one pool per domain (named `domain1`, ...),
+    /// its servers in the order given.
+    func addDomainServers(to policy: inout PolicyConfig) throws {
+        var poolOf: [String: Int] = [:]
+        for spec in domainServer {
+            let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, case .success(let domain) = DomainName.normalize(parts[0]) else {
+                throw ValidationError("--domain-server '\(spec)': expected DOMAIN=ADDR[:PORT]")
+            }
+            let server = try Endpoint.parse(parts[1], defaultPort: 53)
+            if let i = poolOf[domain] {
+                policy.pools[i].servers.append(server)
+            } else {
+                var name = "domain\(poolOf.count + 1)"
+                while policy.pool(named: name) != nil { name += "x" }
+                poolOf[domain] = policy.pools.count
+                policy.pools.append(Pool(name: name, servers: [server], domains: [domain]))
+            }
+        }
+        try policy.validate(file: "--domain-server")
+    }
+
+    /// `--hosts`, `--local-domain`, `--record`, `--forward-private-reverse`: added to the
+    /// policy's `[local]`.
+    func addLocalData(to policy: inout PolicyConfig) throws {
+        policy.local.hosts += hosts
+        if let localDomain {
+            switch DomainName.normalize(localDomain) {
+            case .success(let d): policy.local.domain = d
+            case .failure(let e): throw ValidationError("--local-domain: \(e)")
+            }
+        }
+        for r in record {
+            switch LocalRecord.parse(r) {
+            case .success(let rr): policy.local.records.append(rr)
+            case .failure(let e): throw ValidationError("--record: \(e)")
+            }
+        }
+        if forwardPrivateReverse { policy.local.privateReverse = false }
     }
 
     /// Blocks until SIGTERM or SIGINT; runs `onReload` for each SIGHUP (serially).

@@ -143,3 +143,22 @@ struct DNSResponseBuilderTests {
         #expect(out == [1, 2, 3] + Self.expectedOPT)
     }
 }
+
+@Suite("Local answers with any records")
+struct LocalRecordAnswerTests {
+    @Test func recordsWithOwnNamesReparse() throws {
+        let query = try DNSMessage.parse(headerBytes() + questionBytes(wireName("www", "lan")))
+        let target: [UInt8] = [4] + Array("host".utf8) + [3] + Array("lan".utf8) + [0]
+        let out = DNSResponseBuilder.localAnswer(to: query, records: [
+            .init(owner: nil, type: 5, rdata: target),
+            .init(owner: target, type: DNSType.a, rdata: [10, 0, 0, 5]),
+        ], ttl: 60)
+        let m = try DNSMessage.parse(out)
+        #expect(m.header.id == 0x1234 && m.header.isResponse && m.header.ancount == 2)
+        #expect(m.header.flags & 0x0400 != 0, "authoritative")
+        #expect(m.length == out.count)
+        #expect(Array(out.suffix(4)) == [10, 0, 0, 5])
+        let ttls = try out.withUnsafeBytes { raw in try DNSRecordTTLs.read(raw, message: m) }
+        #expect(ttls.offsets.count == 2 && ttls.minimum == 60)
+    }
+}

@@ -11,7 +11,9 @@ struct ExampleConfigTests {
     @Test func accounting() throws {
         let c = try F.loadExample("accounting.toml")
         #expect(c.conntrack == ConntrackConfig(mask: 0xff00, base: 0, onMissing: .policy))
-        #expect(c.pools.map(\.name) == ["isp"])
+        #expect(c.pools.map(\.name) == ["isp", "corp"])
+        #expect(c.pools[1].domains == ["corp.example", "10.in-addr.arpa"])
+        #expect(c.local.domain == "lan" && c.local.hosts == ["/etc/hosts"] && c.local.records.count == 4)
         #expect(c.pools[0].servers.map(\.description) == ["192.0.2.53:53", "198.51.100.53:53", "[2001:db8::53]:53"])
         #expect(c.defaultPool == "isp")
         #expect(c.marks.map(\.name) == ["alice", "bob", "kids", "servers"])
