@@ -31,8 +31,13 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         public var minTTL: UInt32
         public var maxTTL: UInt32
         public var maxNegativeTTL: UInt32
-        public init(capacity: Int, minTTL: UInt32 = 0, maxTTL: UInt32 = 86_400, maxNegativeTTL: UInt32 = 3_600) {
+        /// Serve-stale (RFC 8767): an expired entry is kept this many seconds past its
+        /// expiry for `lookupStale` (when every upstream fails). 0: off.
+        public var staleWindow: UInt32
+        public init(capacity: Int, minTTL: UInt32 = 0, maxTTL: UInt32 = 86_400, maxNegativeTTL: UInt32 = 3_600,
+                    staleWindow: UInt32 = 0) {
             self.capacity = capacity; self.minTTL = minTTL; self.maxTTL = maxTTL; self.maxNegativeTTL = maxNegativeTTL
+            self.staleWindow = staleWindow
         }
     }
 
@@ -56,6 +61,8 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
     public private(set) var hits = 0
     public private(set) var misses = 0
     public private(set) var evictions = 0
+    /// TTL of the records of a stale answer (RFC 8767 section 4 recommends 30 s).
+    public static var staleTTL: UInt32 { 30 }
 
     public init(limits: Limits) { self.limits = limits }
 
@@ -105,10 +112,7 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
             return
         }
         if index.count >= limits.capacity, tail >= 0 {
-            let victim = tail
-            unlink(victim)
-            index[entries[victim].key] = nil
-            free.append(victim)
+            remove(tail)
             evictions += 1
         }
         let i: Int
@@ -119,13 +123,11 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
 
     /// The cached answer for `key`, ready for the client: its ID, its question name bytes
     /// (case), TTLs clamped to the entry's lifetime and counted down by its age. Nil when
-    /// absent or expired.
+    /// absent or expired (an expired entry inside the stale window stays for `lookupStale`).
     public mutating func lookup(_ key: Key, id: UInt16, questionName: [UInt8], now: Double) -> [UInt8]? {
         guard let i = index[key] else { misses += 1; return nil }
         guard entries[i].expires > now else {
-            unlink(i)
-            index[key] = nil
-            free.append(i)
+            if entries[i].expires + Double(limits.staleWindow) <= now { remove(i) }
             misses += 1
             return nil
         }
@@ -133,20 +135,46 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         unlink(i)
         pushFront(i)
         let e = entries[i]
+        let age = UInt32(max(0, now - e.stored))
+        // A record never outlives the entry: each TTL is clamped to the entry's lifetime
+        // (after the min-TTL floor) and counted down, so clients keep it no longer than we do.
+        let lifetime = UInt32(e.expires - e.stored)
+        return render(e, id: id, questionName: questionName) { raw in
+            let ttl = min(max(raw, limits.minTTL), lifetime)
+            return ttl > age ? ttl - age : 0
+        }
+    }
+
+    /// An expired answer still inside the stale window (RFC 8767), every TTL set to
+    /// `staleTTL`; nil when there is none or serve-stale is off. Fresh entries are
+    /// returned as by `lookup`.
+    public mutating func lookupStale(_ key: Key, id: UInt16, questionName: [UInt8], now: Double) -> [UInt8]? {
+        guard let i = index[key] else { return nil }
+        if entries[i].expires > now { return lookup(key, id: id, questionName: questionName, now: now) }
+        guard entries[i].expires + Double(limits.staleWindow) > now else {
+            remove(i)
+            return nil
+        }
+        return render(entries[i], id: id, questionName: questionName) { _ in Self.staleTTL }
+    }
+
+    private mutating func remove(_ i: Int) {
+        unlink(i)
+        index[entries[i].key] = nil
+        free.append(i)
+    }
+
+    /// The stored bytes with the client's ID and name case and each TTL mapped by `ttl`.
+    private func render(_ e: Entry, id: UInt16, questionName: [UInt8], ttl: (UInt32) -> UInt32) -> [UInt8] {
         var out = e.bytes
         out[0] = UInt8(id >> 8)
         out[1] = UInt8(id & 0xFF)
         if questionName.count == e.nameLength {
             out.replaceSubrange(DNSHeader.size..<(DNSHeader.size + e.nameLength), with: questionName)
         }
-        let age = UInt32(max(0, now - e.stored))
-        // A record never outlives the entry: each TTL is clamped to the entry's lifetime
-        // (after the min-TTL floor) and counted down, so clients keep it no longer than we do.
-        let lifetime = UInt32(e.expires - e.stored)
         for o in e.ttlOffsets {
             let raw = UInt32(out[o]) << 24 | UInt32(out[o + 1]) << 16 | UInt32(out[o + 2]) << 8 | UInt32(out[o + 3])
-            let ttl = min(max(raw, limits.minTTL), lifetime)
-            let left = ttl > age ? ttl - age : 0
+            let left = ttl(raw)
             out[o] = UInt8(left >> 24); out[o + 1] = UInt8((left >> 16) & 0xFF)
             out[o + 2] = UInt8((left >> 8) & 0xFF); out[o + 3] = UInt8(left & 0xFF)
         }

@@ -19,6 +19,8 @@ public struct Counters: Sendable, Equatable {
     public var localAnswers: [String: Int] = [:]
     public var reloads = 0
     public var cacheHits = 0
+    /// Expired answers served because every upstream failed (serve-stale, RFC 8767).
+    public var staleServed = 0
     /// Queries answered from another client's identical query in flight (same view, mark).
     public var coalesced = 0
     public var unmarked: [NoMarkReason: Int] = [:]
@@ -46,7 +48,7 @@ public struct Counters: Sendable, Equatable {
             + "selector_marked=\(selectorMarked) \(um) "
             + "walled_garden=\(localAnswers["walled-garden", default: 0]) blocked=\(localAnswers["blocked", default: 0]) "
             + "local=\(localAnswers["local", default: 0]) private_reverse=\(localAnswers["private-reverse", default: 0]) "
-            + "reloads=\(reloads) cache_hits=\(cacheHits) coalesced=\(coalesced) "
+            + "reloads=\(reloads) cache_hits=\(cacheHits) stale_served=\(staleServed) coalesced=\(coalesced) "
             + "upstream_sent=\(upstreamSent) upstream_timeouts=\(upstreamTimeouts) "
             + "upstream_errors=\(upstreamErrors) upstream_unusable=\(upstreamUnusable) "
             + "upstream_retries=\(upstreamRetries) "

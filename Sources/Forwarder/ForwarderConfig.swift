@@ -13,6 +13,9 @@ public struct ForwarderConfig: Sendable {
     /// TTL clamps for cached answers (seconds).
     public var cacheMinTTL: UInt32 = 0
     public var cacheMaxTTL: UInt32 = 86_400
+    /// Serve-stale (RFC 8767): when every upstream fails, an answer expired less than this
+    /// many seconds ago is served (TTL 30) instead of SERVFAIL. 0: off.
+    public var serveStale: UInt32 = 0
     /// Look marks up through ctnetlink. Off only for benchmarks of the bare forwarder.
     public var useConntrack: Bool = true
     /// How long one upstream gets to answer before the next is tried.

@@ -60,7 +60,7 @@ final class QueryEngine {
         self.policy = config.policy
         self.localZone = LocalZone(config: config.policy.config.local)
         self.cache = AnswerCache(limits: .init(capacity: config.cacheSize, minTTL: config.cacheMinTTL,
-                                               maxTTL: config.cacheMaxTTL))
+                                               maxTTL: config.cacheMaxTTL, staleWindow: config.serveStale))
     }
 
     func reload(_ policy: PolicyEngine) {
@@ -183,6 +183,16 @@ final class QueryEngine {
             counters.cacheHits += 1
             counters.answered += 1
             respond(hit, to: reply)
+            tcpClient?.queryDone()
+            return
+        }
+        // Every server of the pool is backed off: a stale answer now beats SERVFAIL later.
+        if config.serveStale > 0, config.cacheSize > 0, shareable,
+           pool.servers.allSatisfy({ health.isDown($0, now: now) }),
+           let stale = cache.lookupStale(cacheKey, id: query.header.id, questionName: query.question.name.wire, now: now) {
+            counters.staleServed += 1
+            counters.answered += 1
+            respond(stale, to: reply)
             tcpClient?.queryDone()
             return
         }
@@ -388,7 +398,17 @@ final class QueryEngine {
                 client.tcpClient?.queryDone()
             }
         } else {
+            let now = self.now
             for client in everyone {
+                if config.serveStale > 0, let key = txn.cacheKey,
+                   let stale = cache.lookupStale(key, id: client.query.header.id,
+                                                 questionName: client.query.question.name.wire, now: now) {
+                    counters.staleServed += 1
+                    counters.answered += 1
+                    respond(stale, to: client.reply)
+                    client.tcpClient?.queryDone()
+                    continue
+                }
                 counters.servfail += 1
                 respond(DNSResponseBuilder.errorResponse(to: client.query, rcode: .servFail), to: client.reply)
                 client.tcpClient?.queryDone()

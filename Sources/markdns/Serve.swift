@@ -32,6 +32,9 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Cached answers live at most this many seconds.")
     var cacheMaxTtl: UInt32 = 86_400
 
+    @Option(name: .long, help: "Serve-stale (RFC 8767): when every upstream fails, answer from cache entries expired less than this many seconds ago (TTL 30). 0: off.")
+    var serveStale: UInt32 = 0
+
     @Flag(name: .long, help: "Refuse (REFUSED) queries whose flow has no non-zero connmark, instead of forwarding them unmarked.")
     var requireMark = false
 
@@ -123,6 +126,7 @@ struct Serve: ParsableCommand {
         config.cacheSize = cacheSize
         config.cacheMinTTL = cacheMinTtl
         config.cacheMaxTTL = max(cacheMaxTtl, cacheMinTtl)
+        config.serveStale = serveStale
         config.useConntrack = !noConntrack
         config.upstreamTimeout = .milliseconds(Int64(upstreamTimeout))
         config.queryTimeout = .milliseconds(Int64(queryTimeout))

@@ -140,6 +140,28 @@ struct UpstreamFaultTests {
         #expect(lab.stats()["upstream_retries"] == 1, "\(lab.stats())")
     }
 
+    @Test("Serve-stale: with every upstream down an expired answer is served with TTL 30, at once once backed off")
+    func serveStale() throws {
+        let lab = try lab("stale")
+        defer { lab.close() }
+        let upstream = try lab.startUpstream(address: "127.0.0.5", extra: ["--local-ttl=1"])
+        let md = try lab.startMarkdns(["--listen", "127.0.0.1:53", "--upstream", "127.0.0.5:5353", "--cache-size", "100",
+                                       "--serve-stale", "3600", "--upstream-timeout", "300"])
+        let fresh = lab.dig("st.example.test", from: "127.0.0.10", options: ["+noall", "+answer"]).stdout
+        #expect(fresh.contains("\t1\tIN\tA\t192.0.2.7"), "\(fresh)")
+        lab.stop(upstream)
+        usleep(1_500_000)  // the entry expires
+        for i in 0..<4 {
+            let (r, t) = timedDig(lab, "st.example.test", options: ["+time=4", "+noall", "+answer"])
+            #expect(r.stdout.contains("\t30\tIN\tA\t192.0.2.7"), "#\(i): \(r.stdout)")
+            if i == 3 { #expect(t < 0.5, "backed off: served stale without trying, took \(t)s") }
+        }
+        let other = lab.dig("never-seen.example.test", from: "127.0.0.10").stdout
+        #expect(other.contains("status: SERVFAIL"), "no stale answer to give: \(other)")
+        lab.stop(md)
+        #expect(lab.stats()["stale_served"] == 4, "\(lab.stats())")
+    }
+
     @Test("round-robin spreads queries over the servers; fastest settles on the fastest")
     func strategies() throws {
         let lab = try lab("strategy")
