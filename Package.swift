@@ -69,6 +69,7 @@ let package = Package(
         .testTarget(name: "MarkCoreTests", dependencies: ["MarkCore"]),
         .testTarget(name: "DNSCacheTests", dependencies: ["DNSCache", "DNSWire"]),
         .testTarget(name: "MarkPolicyTests", dependencies: ["MarkPolicy", "MarkCore"]),
+        .testTarget(name: "ForwarderTests", dependencies: ["Forwarder", "MarkCore", "MarkPolicy"]),
         // Kernel tests: network namespaces, nft, conntrack, dnsmasq, the built binary.
         .testTarget(name: "KernelTests", dependencies: ["markdns", "DNSWire"]),
     ],

@@ -15,11 +15,15 @@ public struct ForwarderStartError: Error, CustomStringConvertible {
     public let description: String
 }
 
-/// The running forwarder: listeners on every configured address (UDP and TCP), one event
-/// loop, one engine.
+/// The running forwarder: on each of `threads` event loops an engine of its own (its own
+/// ctnetlink socket, cache and upstream sockets) behind its own UDP and TCP listeners on
+/// every configured address, bound with SO_REUSEPORT so the kernel spreads clients over
+/// them (one flow always reaches the same loop). What must hold across loops is shared
+/// behind a lock: the port quarantine (a 5-tuple never carries two marks) and the TCP
+/// connection limits.
 public final class Forwarder: Sendable {
     private let group: MultiThreadedEventLoopGroup
-    private let engine: NIOLoopBound<QueryEngine>
+    private let engines: [NIOLoopBound<QueryEngine>]
     private let channels: [any Channel]
     private let localData: LocalDataLoader
     public let boundAddresses: [String]
@@ -31,35 +35,44 @@ public final class Forwarder: Sendable {
         }
         let failClosed = config.policy.config.conntrack.onMissing == .refuse
         try checkMarkCapability(config)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
-        // The mark source is created on the loop that will use it (it is not thread-safe).
-        let made: Result<(NIOLoopBound<QueryEngine>, Bool), ForwarderStartError> = try loop.submit {
-            var markSource: (any MarkSource)? = nil
-            if config.useConntrack {
-                do {
-                    markSource = try NetlinkMarkSource()
-                } catch {
-                    if failClosed {
-                        return .failure(ForwarderStartError(description: "\(error); refusing unmarked queries (--require-mark / on-missing = \"refuse\") cannot be honoured"))
+        let threads = max(1, config.threads)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        let loops = Array(group.makeIterator())
+        let shared = SharedState(config: config)
+        let engineConfig = config.perEngine(threads: threads)
+        var engines: [NIOLoopBound<QueryEngine>] = []
+        var hasMarkSource = false
+        for loop in loops {
+            // The mark source is created on the loop that will use it (it is not thread-safe).
+            let made: Result<(NIOLoopBound<QueryEngine>, Bool), ForwarderStartError> = try loop.submit {
+                var markSource: (any MarkSource)? = nil
+                if config.useConntrack {
+                    do {
+                        markSource = try NetlinkMarkSource()
+                    } catch {
+                        if failClosed {
+                            return .failure(ForwarderStartError(description: "\(error); refusing unmarked queries (--require-mark / on-missing = \"refuse\") cannot be honoured"))
+                        }
+                        logger.warning("\(error); every query will be forwarded unmarked")
                     }
-                    logger.warning("\(error); every query will be forwarded unmarked")
                 }
+                let engine = QueryEngine(loop: loop, config: engineConfig, markSource: markSource, shared: shared,
+                                         logger: logger)
+                engine.startSweeping()
+                return .success((NIOLoopBound(engine, eventLoop: loop), markSource != nil))
+            }.wait()
+            switch made {
+            case .success(let (e, has)):
+                engines.append(e)
+                hasMarkSource = has
+            case .failure(let error):
+                try? group.syncShutdownGracefully()
+                throw error
             }
-            let engine = QueryEngine(loop: loop, config: config, markSource: markSource, logger: logger)
-            engine.startSweeping()
-            return .success((NIOLoopBound(engine, eventLoop: loop), markSource != nil))
-        }.wait()
-        let engine: NIOLoopBound<QueryEngine>
-        let hasMarkSource: Bool
-        switch made {
-        case .success(let (e, has)): engine = e; hasMarkSource = has
-        case .failure(let error):
-            try? group.syncShutdownGracefully()
-            throw error
         }
+        let allEngines = engines
         let localData = LocalDataLoader(config: config.policy.config.local, logger: logger) { zone in
-            engine.eventLoop.execute { engine.value.setLocalZone(zone) }
+            for engine in allEngines { engine.eventLoop.execute { engine.value.setLocalZone(zone) } }
         }
         localData.start()
         var channels: [any Channel] = []
@@ -67,8 +80,19 @@ public final class Forwarder: Sendable {
         do {
             for endpoint in try expandWildcards(config.listen, logger: logger) {
                 let address = endpoint.socketAddress
-                channels.append(try bindUDP(address, local: endpoint, loop: loop, engine: engine))
-                channels.append(try bindTCP(address, loop: loop, engine: engine, config: config))
+                // With several loops the listeners share the port (SO_REUSEPORT); make sure
+                // nobody else holds it first, or we would silently split its traffic.
+                if threads > 1 { try checkPortFree(address, local: endpoint) }
+                var udp: [any Channel] = [], tcp: [any Channel] = []
+                for engine in engines {
+                    udp.append(try bindUDP(address, local: endpoint, engine: engine, reusePort: threads > 1))
+                    tcp.append(try bindTCP(address, engine: engine, config: config, reusePort: threads > 1))
+                }
+                channels += udp + tcp
+                // One client address, one loop (socket i of the group belongs to loop i).
+                for group in [udp, tcp] {
+                    ClientSteering.attach(to: group[0], ipv6: endpoint.address.isIPv6, loops: threads, logger: logger)
+                }
                 names.append(endpoint.description)
             }
         } catch {
@@ -77,15 +101,15 @@ public final class Forwarder: Sendable {
             try? group.syncShutdownGracefully()
             throw error
         }
-        logger.info("listening on \(names.joined(separator: ", ")) (udp+tcp); pools \(config.policy.config.pools.map { "\($0.name)=\($0.servers.map(\.description).joined(separator: ","))" }.joined(separator: " ")); marks from \(!hasMarkSource ? "nowhere (unmarked)" : "ctnetlink"), mask \(hex(config.policy.mask)), on-missing \(config.policy.config.conntrack.onMissing.rawValue)")
-        return Forwarder(group: group, engine: engine, channels: channels, localData: localData,
+        logger.info("listening on \(names.joined(separator: ", ")) (udp+tcp); pools \(config.policy.config.pools.map { "\($0.name)=\($0.servers.map(\.description).joined(separator: ","))" }.joined(separator: " ")); marks from \(!hasMarkSource ? "nowhere (unmarked)" : "ctnetlink"), mask \(hex(config.policy.mask)), on-missing \(config.policy.config.conntrack.onMissing.rawValue); \(threads) event loop(s)")
+        return Forwarder(group: group, engines: engines, channels: channels, localData: localData,
                          boundAddresses: names, logger: logger)
     }
 
-    private init(group: MultiThreadedEventLoopGroup, engine: NIOLoopBound<QueryEngine>,
+    private init(group: MultiThreadedEventLoopGroup, engines: [NIOLoopBound<QueryEngine>],
                  channels: [any Channel], localData: LocalDataLoader, boundAddresses: [String], logger: Logger) {
         self.group = group
-        self.engine = engine
+        self.engines = engines
         self.channels = channels
         self.localData = localData
         self.boundAddresses = boundAddresses
@@ -95,42 +119,52 @@ public final class Forwarder: Sendable {
     /// Stops accepting queries, waits up to `drainTimeout` for those in flight, and
     /// returns the final counters.
     public func shutdown(drainTimeout: TimeAmount = .seconds(2)) -> Counters {
-        let loop = engine.eventLoop
-        let channels = self.channels
-        let engine = self.engine
-        let counters = try? loop.flatSubmit {
-            let done = loop.makePromise(of: Void.self)
-            engine.value.drain().cascade(to: done)
-            loop.scheduleTask(in: drainTimeout) { done.succeed(()) }
-            return done.futureResult.flatMap {
-                EventLoopFuture.andAllComplete(channels.map { $0.close() }, on: loop)
-            }.map { engine.value.counters }
-        }.wait()
+        // Every engine stops taking queries and drains (in parallel); then the listeners
+        // close (answers in flight leave through them).
+        let drained = engines.map { engine in
+            engine.eventLoop.flatSubmit {
+                let loop = engine.eventLoop
+                let done = loop.makePromise(of: Void.self)
+                engine.value.drain().cascade(to: done)
+                loop.scheduleTask(in: drainTimeout) { done.succeed(()) }
+                return done.futureResult
+            }
+        }
+        for f in drained { try? f.wait() }
+        let closing = channels.map { channel in channel.eventLoop.flatSubmit { channel.close() } }
+        for c in closing { try? c.wait() }
+        var total = Counters()
+        for engine in engines {
+            total.add((try? engine.eventLoop.submit { engine.value.counters }.wait()) ?? Counters())
+        }
         localData.stop()
         try? group.syncShutdownGracefully()
-        return counters ?? Counters()
+        return total
     }
 
     /// Puts a new policy in force for every query that arrives from now on.
     public func reload(_ policy: PolicyEngine) {
-        let engine = self.engine
-        engine.eventLoop.execute { engine.value.reload(policy) }
+        for engine in engines { engine.eventLoop.execute { engine.value.reload(policy) } }
         localData.update(policy.config.local)
     }
 
-    /// The counters now (for periodic stats).
+    /// The counters now, summed over the event loops (for periodic stats).
     public func counters() -> Counters {
-        let engine = self.engine
-        return (try? engine.eventLoop.submit { engine.value.counters }.wait()) ?? Counters()
+        var total = Counters()
+        for engine in engines {
+            total.add((try? engine.eventLoop.submit { engine.value.counters }.wait()) ?? Counters())
+        }
+        return total
     }
 
     // MARK: - Binding
 
-    private static func bindUDP(_ address: SocketAddress, local: Endpoint, loop: any EventLoop,
-                                engine: NIOLoopBound<QueryEngine>) throws -> any Channel {
+    private static func bindUDP(_ address: SocketAddress, local: Endpoint, engine: NIOLoopBound<QueryEngine>,
+                                reusePort: Bool) throws -> any Channel {
         do {
-            return try DatagramBootstrap(group: loop)
+            return try DatagramBootstrap(group: engine.eventLoop)
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelOption(.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: reusePort ? 1 : 0)
                 .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4096))
                 .channelOption(.datagramVectorReadMessageCount, value: 16)
                 .channelOption(.receivePacketInfo, value: true)
@@ -146,13 +180,14 @@ public final class Forwarder: Sendable {
         }
     }
 
-    private static func bindTCP(_ address: SocketAddress, loop: any EventLoop,
-                                engine: NIOLoopBound<QueryEngine>, config: ForwarderConfig) throws -> any Channel {
+    private static func bindTCP(_ address: SocketAddress, engine: NIOLoopBound<QueryEngine>, config: ForwarderConfig,
+                                reusePort: Bool) throws -> any Channel {
         let idle = config.tcpIdleTimeout
         do {
-            return try ServerBootstrap(group: loop)
+            return try ServerBootstrap(group: engine.eventLoop)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: reusePort ? 1 : 0)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -167,6 +202,22 @@ public final class Forwarder: Sendable {
                 .bind(to: address).wait()
         } catch {
             throw bindError(error, address: Endpoint(address: address.endpoint!.address, port: UInt16(address.port ?? 0)), proto: "tcp")
+        }
+    }
+
+    /// Fails like a plain bind would when another socket already holds the address (UDP
+    /// or TCP), before the SO_REUSEPORT listeners are bound.
+    private static func checkPortFree(_ address: SocketAddress, local: Endpoint) throws {
+        for (type, proto) in [(SOCK_DGRAM, "udp"), (SOCK_STREAM, "tcp")] {
+            let fd = socket(Int32(address.protocol.rawValue), Int32(type.rawValue), 0)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            let rc = address.withSockAddr { sa, len in bind(fd, sa, socklen_t(len)) }
+            if rc != 0 {
+                throw bindError(IOError(errnoCode: errno, reason: "bind"), address: local, proto: proto)
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 import MarkCore
 import MarkPolicy
 import NIOCore
+import NIOPosix
 
 /// Everything the forwarder needs to run; built by the executable from flags.
 public struct ForwarderConfig: Sendable {
@@ -44,6 +45,26 @@ public struct ForwarderConfig: Sendable {
     public var queriesPerSocket: Int = 64
     /// An upstream socket with nothing in flight for this long is closed.
     public var upstreamSocketIdle: TimeAmount = .seconds(30)
+
+    /// Event loops, each with its own engine, listeners (SO_REUSEPORT), ctnetlink socket,
+    /// cache and upstream sockets.
+    public var threads: Int = ForwarderConfig.defaultThreads
+
+    /// One loop per core, at most 8.
+    public static var defaultThreads: Int { min(max(System.coreCount, 1), 8) }
+
+    /// The share of one engine when `threads` engines run: the cache and the outstanding
+    /// limits are split (rounded up), so memory and the global limits stay as configured.
+    /// TCP limits are enforced across loops (`SharedState`).
+    func perEngine(threads: Int) -> ForwarderConfig {
+        guard threads > 1 else { return self }
+        func share(_ n: Int) -> Int { (n + threads - 1) / threads }
+        var c = self
+        c.cacheSize = cacheSize == 0 ? 0 : share(cacheSize)
+        c.maxOutstanding = share(maxOutstanding)
+        c.maxOutstandingPerClient = share(maxOutstandingPerClient)
+        return c
+    }
 
     public init(listen: [Endpoint], policy: PolicyEngine) {
         self.listen = listen

@@ -41,19 +41,20 @@ final class QueryEngine {
     /// upstream again. Never shared across marks (dnsmasq merges them).
     private var inflight: [InflightKey: Transaction] = [:]
     private var pools: [UpstreamUDPPool.Key: UpstreamUDPPool] = [:]
-    private var quarantine = PortQuarantine()
+    /// Port quarantine and TCP limits, shared by the engines of all loops.
+    let shared: SharedState
     private var random = SecureRandom()
     private var loggedNoMark: Set<NoMarkReason> = []
     private var outstanding = 0
-    private(set) var tcpConnections = 0
-    private var tcpPerClient: [IPAddress: Int] = [:]
     private var outstandingPerClient: [IPAddress: Int] = [:]
     /// Set when draining for shutdown.
     var draining = false
     private var drainWaiters: [EventLoopPromise<Void>] = []
 
-    init(loop: any EventLoop, config: ForwarderConfig, markSource: (any MarkSource)?, logger: Logger) {
+    init(loop: any EventLoop, config: ForwarderConfig, markSource: (any MarkSource)?, shared: SharedState,
+         logger: Logger) {
         self.loop = loop
+        self.shared = shared
         self.config = config
         self.markSource = markSource
         self.logger = logger
@@ -535,7 +536,7 @@ final class QueryEngine {
     private var now: Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
 
     private func recordPort(_ socket: UpstreamUDPSocket) {
-        quarantine.record(.init(upstream: socket.pool.upstream, port: socket.localPort),
+        shared.recordPort(.init(upstream: socket.pool.upstream, port: socket.localPort),
                           mark: socket.pool.key.mark, now: now)
     }
 
@@ -570,7 +571,7 @@ final class QueryEngine {
     private func socketOpened(_ channel: any Channel, pool: UpstreamUDPPool, tries: Int) {
         let port = UInt16(channel.localAddress?.port ?? 0)
         let qkey = PortQuarantine.Key(upstream: pool.upstream, port: port)
-        if !quarantine.allows(qkey, mark: pool.key.mark, now: now) {
+        if !shared.portAllowed(qkey, mark: pool.key.mark, now: now) {
             // This 5-tuple carried another mark recently; its conntrack entry may still be
             // alive. Never reuse it for this mark.
             counters.portQuarantineRebinds += 1
@@ -688,22 +689,18 @@ final class QueryEngine {
         attemptFailed(txn, outcome: .error)
     }
 
-    /// Admits a new client TCP connection within the global and per-client limits.
+    /// Admits a new client TCP connection within the global and per-client limits (shared
+    /// by all loops).
     func admitTCP(from client: IPAddress) -> Bool {
-        let mine = tcpPerClient[client, default: 0]
-        guard tcpConnections < config.maxTCPConnections, mine < config.maxTCPConnectionsPerClient else {
+        guard shared.admitTCP(from: client) else {
             counters.tcpRejected += 1
             return false
         }
-        tcpConnections += 1
-        tcpPerClient[client] = mine + 1
         return true
     }
 
     func releaseTCP(from client: IPAddress) {
-        tcpConnections -= 1
-        let mine = tcpPerClient[client, default: 1] - 1
-        tcpPerClient[client] = mine > 0 ? mine : nil
+        shared.releaseTCP(from: client)
     }
 
     // MARK: - Lifecycle

@@ -83,6 +83,9 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Upstream queries in flight for one client address at most; beyond it SERVFAIL.")
     var maxOutstandingPerClient: Int = 512
 
+    @Option(name: .long, help: "Event loops (threads), each with its own listeners (SO_REUSEPORT, one client address per loop), cache share and ctnetlink socket. Default: one per core, at most 8.")
+    var threads: Int = ForwarderConfig.defaultThreads
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -95,6 +98,7 @@ struct Serve: ParsableCommand {
         if let strategy, UpstreamStrategy(rawValue: strategy) == nil {
             throw ValidationError("unknown --strategy '\(strategy)' (failover, round-robin, fastest)")
         }
+        guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1 to 64") }
         guard upstreamTimeout > 0, queryTimeout > 0, tcpIdleTimeout > 0, maxOutstanding > 0, maxTcpConnections > 0,
               maxTcpPerClient > 0, maxOutstandingPerClient > 0, upstreamIdleTimeout > 0 else {
             throw ValidationError("timeouts and limits must be positive")
@@ -130,6 +134,7 @@ struct Serve: ParsableCommand {
         config.useConntrack = !noConntrack
         config.upstreamTimeout = .milliseconds(Int64(upstreamTimeout))
         config.queryTimeout = .milliseconds(Int64(queryTimeout))
+        config.threads = threads
         config.tcpIdleTimeout = .seconds(Int64(tcpIdleTimeout))
         config.maxOutstanding = maxOutstanding
         config.maxTCPConnections = maxTcpConnections
