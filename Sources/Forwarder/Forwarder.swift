@@ -148,6 +148,11 @@ public final class Forwarder: Sendable {
         localData.update(policy.config.local)
     }
 
+    /// Re-reads the hosts files (SIGHUP without a policy file).
+    public func reloadLocalData() {
+        localData.reload()
+    }
+
     /// The counters now, summed over the event loops (for periodic stats).
     public func counters() -> Counters {
         var total = Counters()

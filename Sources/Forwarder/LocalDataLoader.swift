@@ -55,6 +55,11 @@ final class LocalDataLoader: @unchecked Sendable {
         }
     }
 
+    /// Re-reads every file now (SIGHUP).
+    func reload() {
+        queue.async { self.load() }
+    }
+
     func stop() {
         queue.sync {
             timer?.cancel()

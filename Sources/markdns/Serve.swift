@@ -151,7 +151,8 @@ struct Serve: ParsableCommand {
         }
         waitForTermination(onReload: {
             guard self.config != nil else {
-                logger.notice("SIGHUP: no --config file; nothing to reload")
+                forwarder.reloadLocalData()
+                logger.notice("SIGHUP: no --config file; hosts files re-read")
                 return
             }
             do {

@@ -55,6 +55,19 @@ struct LocalDataTests {
             usleep(200_000)
         }
         #expect(now == "192.168.1.20", "hosts change not picked up: \(lab.readLog("markdns.log"))")
+
+        // Same size, same inode, same mtime: the watcher cannot see it; SIGHUP re-reads.
+        try lab.exec(["cp", "-p", hosts, hosts + ".ref"])
+        try lab.exec(["bash", "-c", "printf '192.168.1.30 nas\\n' 1<> \(hosts) && touch -r \(hosts).ref \(hosts)"])
+        usleep(2_500_000)
+        #expect(short("nas") == "192.168.1.20", "unchanged stamp: not re-read by the watcher")
+        md.signal(SIGHUP)
+        for _ in 0..<50 {
+            now = short("nas")
+            if now == "192.168.1.30" { break }
+            usleep(100_000)
+        }
+        #expect(now == "192.168.1.30", "SIGHUP re-reads hosts files: \(lab.readLog("markdns.log"))")
         lab.stop(md)
         let s = lab.stats()
         #expect(s["local", default: 0] >= 7 && s["private_reverse"] == 1, "\(s)")
