@@ -7,11 +7,17 @@
 #   127.0.0.2:5353  upstream: dnsmasq answering *.bench.test itself (--address)
 #   127.0.0.1:53    markdns  --upstream 127.0.0.2:5353 (conntrack on)
 #   127.0.0.3:53    dnsmasq  --conntrack --cache-size=0 --server=127.0.0.2#5353
-#   127.0.0.10      dnsperf source address (dnsperf -a); nft marks it 0x10
+#   127.0.0.10      client A (dnsperf -a), nft marks it 0x10, asks aNNNNNN.bench.test
+#   127.0.0.11      client B, nft marks it 0x20, asks bNNNNNN.bench.test
 #
 # Each round runs dnsperf against upstream, markdns and dnsmasq-conntrack in
-# turn. The conntrack table is flushed before every run; right after each
-# markdns run every UDP flow 127.0.0.1 -> 127.0.0.2:5353 must carry mark=16.
+# turn, one dnsperf per client address at the same time (half the clients and
+# outstanding queries each; QPS summed). Two addresses because markdns keeps one
+# client address on one event loop (--threads), as a LAN of many clients does.
+# The conntrack table is flushed before every run. A referee in the kernel
+# (nft counters on the OUTPUT hook, keyed by the qname's first letter and the
+# packet mark) counts every forwarded query that leaves with the wrong client's
+# mark or none: it must stay 0 for markdns.
 #
 # Environment:
 #   DURATION=10      seconds per dnsperf run (dnsperf -l)
@@ -62,8 +68,9 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 UP_ADDR=127.0.0.2 UP_PORT=5353
 MD_ADDR=127.0.0.1 MD_PORT=53
 DM_ADDR=127.0.0.3 DM_PORT=53
-CLIENT=127.0.0.10
-MARK_DEC=16   # 0x10, what the nft rules give CLIENT
+CLIENT=127.0.0.10   # probes
+CLIENT_ADDRS=(127.0.0.10 127.0.0.11)
+CLIENT_LETTERS=(a b)
 
 log()  { printf '%s\n' "$*" >&2; }
 die()  { log "forward.sh: $*"; exit 2; }
@@ -165,6 +172,19 @@ table inet mdbench {
         meta mark != 0 ct mark set meta mark
     }
 }
+table inet referee {
+    counter a_ok {}
+    counter a_bad {}
+    counter b_ok {}
+    counter b_bad {}
+    chain out {
+        type filter hook output priority 10; policy accept;
+        ip saddr != { 127.0.0.10, 127.0.0.11 } ip daddr $UP_ADDR udp dport $UP_PORT @th,168,8 0x61 meta mark 0x10 counter name a_ok
+        ip saddr != { 127.0.0.10, 127.0.0.11 } ip daddr $UP_ADDR udp dport $UP_PORT @th,168,8 0x61 meta mark != 0x10 counter name a_bad
+        ip saddr != { 127.0.0.10, 127.0.0.11 } ip daddr $UP_ADDR udp dport $UP_PORT @th,168,8 0x62 meta mark 0x20 counter name b_ok
+        ip saddr != { 127.0.0.10, 127.0.0.11 } ip daddr $UP_ADDR udp dport $UP_PORT @th,168,8 0x62 meta mark != 0x20 counter name b_bad
+    }
+}
 EOF
 
 # ---------------------------------------------------------------- helpers
@@ -201,11 +221,17 @@ ct_drops() {
     nsx conntrack -S 2>/dev/null | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(drop|early_drop|insert_failed)=/) { split($i, a, "="); s += a[2] } } END { print s + 0 }'
 }
 
-# check_marks LABEL: count UDP flows 127.0.0.1 -> 127.0.0.2:5353 by mark.
-# Prints "total good wrong" and a few wrong lines to the log.
+# referee: "ok bad" upstream queries counted since the last reset (both clients).
+referee() {
+    nsx nft list counters table inet referee | awk '
+        /counter / { name = $2 } /packets/ { for (i = 1; i <= NF; i++) if ($i == "packets") v[name] = $(i + 1) }
+        END { printf "%d %d\n", v["a_ok"] + v["b_ok"], v["a_bad"] + v["b_bad"] }'
+}
+
+# check_marks LABEL: UDP flows 127.0.0.1 -> 127.0.0.2:5353 by mark: "total 0x10/0x20 other".
 check_marks() {
     nsx conntrack -L -p udp 2>/dev/null >"$WORK/ct-$1.txt" || true
-    awk -v want="$MARK_DEC" -v src="$MD_ADDR" -v dst="$UP_ADDR" -v dport="$UP_PORT" '
+    awk -v src="$MD_ADDR" -v dst="$UP_ADDR" -v dport="$UP_PORT" '
         { s = d = p = m = ""
           for (i = 1; i <= NF; i++) {
               split($i, kv, "=")
@@ -214,7 +240,7 @@ check_marks() {
               else if (kv[1] == "dport" && p == "") p = kv[2]
               else if (kv[1] == "mark") m = kv[2]
           }
-          if (s == src && d == dst && p == dport) { n++; if (m == want) g++; else w++ } }
+          if (s == src && d == dst && p == dport) { n++; if (m == 16 || m == 32) g++; else w++ } }
         END { printf "%d %d %d\n", n, g, w }' "$WORK/ct-$1.txt"
 }
 
@@ -232,11 +258,22 @@ run_dnsperf() {
         return 0
     fi
     nsx conntrack -F >/dev/null 2>&1 || true
+    nsx nft reset counters table inet referee >/dev/null
     rb0=$(udp_rcvbuf_errors); ct0=$(ct_drops)
-    timeout $((DURATION + 60)) ip netns exec "$NS" dnsperf -s "$addr" -p "$port" -a "$CLIENT" \
-        -d "$WORK/queries.txt" -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION" "${vflag[@]}" \
-        >"$out" 2>&1 || log "round $round: dnsperf against $target exited with $?"
+    local n=${#CLIENT_ADDRS[@]} i pids=()
+    local per_c=$(( (CLIENTS + n - 1) / n )) per_q=$(( (OUTSTANDING + n - 1) / n ))
+    for i in "${!CLIENT_ADDRS[@]}"; do
+        timeout $((DURATION + 60)) ip netns exec "$NS" dnsperf -s "$addr" -p "$port" -a "${CLIENT_ADDRS[$i]}" \
+            -d "$WORK/queries-${CLIENT_LETTERS[$i]}.txt" -c "$per_c" -q "$per_q" -l "$DURATION" "${vflag[@]}" \
+            >"$out.$i" 2>&1 &
+        pids+=($!)
+    done
+    for i in "${!pids[@]}"; do
+        wait "${pids[$i]}" || log "round $round: dnsperf ${CLIENT_ADDRS[$i]} against $target exited with $?"
+    done
+    cat "$out".* >"$out"
     rb1=$(udp_rcvbuf_errors); ct1=$(ct_drops)
+    read -r REF_OK REF_BAD < <(referee)
     if ((PERCENTILES)); then
         read -r p50 p99 < <(awk '$1 == ">" && NF == 5 { print $5 }' "$out" | LC_ALL=C sort -g |
             awk '{ a[NR] = $1 } END {
@@ -245,9 +282,9 @@ run_dnsperf() {
                 printf "%.3f %.3f\n", a[i50] * 1000, a[i99] * 1000 }')
     fi
     awk -v r="$round" -v t="$target" -v p50="$p50" -v p99="$p99" -v rb=$((rb1 - rb0)) -v ct=$((ct1 - ct0)) '
-        /Queries sent:/ { sent = $3 } /Queries completed:/ { comp = $3 } /Queries lost:/ { lost = $3 }
-        /Queries per second:/ { qps = $4 } /Average Latency \(s\):/ { avg = $4 }
-        END { lp = sent ? 100 * lost / sent : 100
+        /Queries sent:/ { sent += $3 } /Queries completed:/ { comp += $3 } /Queries lost:/ { lost += $3 }
+        /Queries per second:/ { qps += $4 } /Average Latency \(s\):/ { avg += $4; navg++ }
+        END { avg = navg ? avg / navg : ""; lp = sent ? 100 * lost / sent : 100
               printf "%s\t%s\t%d\t%d\t%d\t%.3f\t%.1f\t%s\t%s\t%s\t%d\t%d\n", r, t, sent, comp, lost, lp, qps,
                      (avg == "" ? "-" : sprintf("%.3f", avg * 1000)), p50, p99, rb, ct }' "$out" >>"$RESULTS"
 }
@@ -258,7 +295,10 @@ print_row() {   # a results.tsv line
 }
 
 # ---------------------------------------------------------------- setup
-awk -v n="$QUERIES" 'BEGIN { for (i = 1; i <= n; i++) printf "n%06d.bench.test A\n", i }' >"$WORK/queries.txt"
+for letter in "${CLIENT_LETTERS[@]}"; do
+    awk -v n="$QUERIES" -v l="$letter" 'BEGIN { for (i = 1; i <= n; i++) printf "%s%06d.bench.test A\n", l, i }' \
+        >"$WORK/queries-$letter.txt"
+done
 
 DNSMASQ_COMMON=(-C /dev/null --keep-in-foreground --pid-file= --log-facility=-
                 --no-resolv --no-hosts --bind-interfaces)
@@ -302,7 +342,7 @@ echo "host: $(nproc) cpu, kernel $(uname -r), load avg $(cut -d' ' -f1-3 /proc/l
 echo "markdns: $MARKDNS_BIN ($(date -u -r "$MARKDNS_BIN" '+%Y-%m-%d %H:%M'))" \
      "git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD -- Sources 2>/dev/null || echo '+dirty')"
 echo "dnsmasq: $(dnsmasq --version | awk 'NR == 1 { print $3 }')  dnsperf: $(dnsperf -h 2>&1 | awk '/^Version/{print $2}')"
-echo "dnsperf -c $CLIENTS -q $OUTSTANDING -l $DURATION -a $CLIENT, $QUERIES unique names," \
+echo "dnsperf -c $CLIENTS -q $OUTSTANDING -l $DURATION in all, split over -a ${CLIENT_ADDRS[*]}, $QUERIES unique names each," \
      "$ROUNDS round(s); percentiles: $( ((PERCENTILES)) && echo 'dnsperf -v' || echo off)"
 echo "markdns: ${MD_CACHE[*]:-default cache}  dnsmasq-ct: --conntrack $DM_CACHE --dns-forward-max=$DNSMASQ_FORWARD_MAX $DNSMASQ_CT_ARGS"
 echo "targets: upstream $UP_ADDR:$UP_PORT | markdns $MD_ADDR:$MD_PORT | dnsmasq-ct $DM_ADDR:$DM_PORT"
@@ -324,8 +364,9 @@ for round in $(seq "$ROUNDS"); do
         tail -n 1 "$RESULTS" | print_row
         if [[ $target != upstream ]]; then
             read -r n good wrong < <(check_marks "$target-$round")
-            MARK_LINES+=("$(printf 'round %s %-10s upstream flows %5d  mark=0x10 %5d  wrong %5d' \
-                "$round" "$target" "$n" "$good" "$wrong")")
+            MARK_LINES+=("$(printf 'round %s %-10s upstream flows %5d (0x10/0x20 %5d, other %5d); queries leaving with their client'"'"'s mark %7d, with another or none %5d' \
+                "$round" "$target" "$n" "$good" "$wrong" "$REF_OK" "$REF_BAD")")
+            [[ $target == markdns ]] && ((REF_BAD > 0)) && MARK_BAD=1
             if [[ $target == markdns ]] && ! probe "$MD_ADDR" "$MD_PORT"; then
                 # A wedged markdns would also skew the next runs (CPU); restart it.
                 stop_markdns
@@ -337,7 +378,7 @@ for round in $(seq "$ROUNDS"); do
             if [[ $target == markdns ]] && ((wrong > 0)) || { [[ $target == markdns && $MODE == forward ]] && ((n == 0)); }; then
                 MARK_BAD=1
                 ((n == 0)) && log "round $round: no markdns upstream flows in conntrack"
-                awk -v m="mark=$MARK_DEC " '/src=127.0.0.1 dst=127.0.0.2 .*dport=5353 / && index($0, m) == 0 && n++ < 3 { print "  wrong: " $0 }' \
+                awk '/src=127.0.0.1 dst=127.0.0.2 .*dport=5353 / && !/mark=(16|32) / && n++ < 3 { print "  wrong: " $0 }' \
                     "$WORK/ct-$target-$round.txt" >&2
             fi
         fi
@@ -355,7 +396,7 @@ done
 stop_markdns
 
 # ---------------------------------------------------------------- summary
-echo "conntrack marks (UDP flows $MD_ADDR -> $UP_ADDR:$UP_PORT after each run; markdns must be all 0x10):"
+echo "marks (conntrack: UDP flows $MD_ADDR -> $UP_ADDR:$UP_PORT after each run; referee: every forwarded query; markdns must have none wrong):"
 printf '  %s\n' "${MARK_LINES[@]}"
 echo
 echo "$MD_STOP"
@@ -404,7 +445,7 @@ if ((ROUNDS > 1)); then
 fi
 
 STATUS=0
-if ((MARK_BAD)); then echo "FAIL: markdns upstream flows without mark 0x10 (or none seen)"; STATUS=1; fi
+if ((MARK_BAD)); then echo "FAIL: markdns upstream queries or flows without their client's mark (or none seen)"; STATUS=1; fi
 if ((MD_STOP_BAD)); then echo "FAIL: markdns did not stop on SIGTERM"; STATUS=1; fi
 for f in "${FAILED[@]}"; do echo "FAIL: $f"; STATUS=1; done
 awk -F'\t' '$2 + 0 > 1 { printf "WARN: %s lost %.2f%% of its queries (median)\n", $1, $2 }' <<<"$MEDIANS"
