@@ -36,6 +36,9 @@ let package = Package(
             dependencies: ["MarkCore", .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: strict
         ),
+        // Pure: what the observability shell counts and prints: query events, the top-N of
+        // clients per mark, the query-log line, conntrack accounting per mark.
+        .target(name: "MarkStats", dependencies: ["MarkCore", "MarkPolicy"], swiftSettings: strict),
         // I/O: ctnetlink lookups over a persistent libmnl socket.
         .target(
             name: "Conntrack",
@@ -69,6 +72,7 @@ let package = Package(
         .testTarget(name: "MarkCoreTests", dependencies: ["MarkCore"]),
         .testTarget(name: "DNSCacheTests", dependencies: ["DNSCache", "DNSWire"]),
         .testTarget(name: "MarkPolicyTests", dependencies: ["MarkPolicy", "MarkCore"]),
+        .testTarget(name: "MarkStatsTests", dependencies: ["MarkStats", "MarkPolicy", "MarkCore"]),
         // Kernel tests: network namespaces, nft, conntrack, dnsmasq, the built binary.
         .testTarget(name: "KernelTests", dependencies: ["markdns", "DNSWire"]),
     ],
