@@ -49,7 +49,7 @@ let package = Package(
         .target(
             name: "Forwarder",
             dependencies: [
-                "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "Conntrack",
+                "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "Conntrack", "MarkStats",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),

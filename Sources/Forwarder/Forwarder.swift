@@ -13,6 +13,7 @@ import Glibc
 /// A start-up failure, worded for the operator: one line, what and why.
 public struct ForwarderStartError: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
 }
 
 /// The running forwarder: listeners on every configured address (UDP and TCP), one event
@@ -112,6 +113,13 @@ public final class Forwarder: Sendable {
     public func counters() -> Counters {
         let engine = self.engine
         return (try? engine.eventLoop.submit { engine.value.counters }.wait()) ?? Counters()
+    }
+
+    /// The counters and the number of queries in flight now (for /metrics). Blocks on the
+    /// DNS loop: call it from another thread.
+    public func snapshot() -> (counters: Counters, outstanding: Int) {
+        let engine = self.engine
+        return (try? engine.eventLoop.submit { (engine.value.counters, engine.value.inFlight) }.wait()) ?? (Counters(), 0)
     }
 
     // MARK: - Binding

@@ -46,12 +46,16 @@ final class QueryEngine {
     /// Set when draining for shutdown.
     var draining = false
     private var drainWaiters: [EventLoopPromise<Void>] = []
+    /// Told of every query's outcome (metrics, top clients, query log); see QueryEngine+Events.
+    let observer: (any QueryObserver)?
+    var pendingEvent: PendingEvent?
 
     init(loop: any EventLoop, config: ForwarderConfig, markSource: (any MarkSource)?, logger: Logger) {
         self.loop = loop
         self.config = config
         self.markSource = markSource
         self.logger = logger
+        self.observer = config.observer
         self.policy = config.policy
         self.cache = AnswerCache(limits: .init(capacity: config.cacheSize, minTTL: config.cacheMinTTL,
                                                maxTTL: config.cacheMaxTTL))
@@ -89,6 +93,8 @@ final class QueryEngine {
     func receive(_ bytes: ByteBuffer, flow: FlowTuple, reply: ReplyTarget, interfaceIndex: Int? = nil,
                  tcpClient: TCPClientHandler? = nil) {
         if flow.proto == .udp { counters.queriesUDP += 1 } else { counters.queriesTCP += 1 }
+        openEvent(flow)
+        defer { pendingEvent = nil }
         let parsed: Result<DNSMessage, DNSWireError> = bytes.withUnsafeReadableBytes { raw in
             Result { () throws(DNSWireError) -> DNSMessage in try DNSMessage.parse(raw) }
         }
@@ -115,13 +121,14 @@ final class QueryEngine {
         }
 
         // Mark of the client's flow, then what the policy makes of it.
-        let lookup = markSource?.lookup(flow)
+        let lookup = lookupMark(flow)
         var client = ClientIdentity(address: flow.client.address)
         if policy.consultsSelectors, !hasPolicyMark(lookup) {
             if policy.usesMAC { client.mac = neighbours.mac(for: flow.client.address) }
             if policy.usesInterface { client.interface = interfaceName(interfaceIndex) }
         }
         let decision = policy.decide(connmark: lookup, client: client)
+        noteDecision(lookup, decision)
         switch decision.origin {
         case .connmark: counters.marked += 1
         case .selector: counters.selectorMarked += 1
@@ -137,6 +144,7 @@ final class QueryEngine {
         }
         if let local = decision.answer(wireName: query.question.name.wire, qtype: query.question.type) {
             counters.localAnswers[local.reason.rawValue, default: 0] += 1
+            pendingEvent?.localReason = local.reason.rawValue
             respond(localAnswer(local, to: query), to: reply)
             tcpClient?.queryDone()
             return
@@ -164,6 +172,7 @@ final class QueryEngine {
         if config.cacheSize > 0, shareable,
            let hit = cache.lookup(cacheKey, id: query.header.id, questionName: query.question.name.wire, now: now) {
             counters.cacheHits += 1
+            pendingEvent?.cacheHit = true
             counters.answered += 1
             respond(hit, to: reply)
             tcpClient?.queryDone()
@@ -186,7 +195,7 @@ final class QueryEngine {
             outstanding += 1
             outstandingPerClient[flow.client.address] = clientOutstanding + 1
             leader.followers.append(Follower(query: query, reply: reply, tcpClient: tcpClient,
-                                             client: flow.client.address))
+                                             client: flow.client.address, event: takeEvent()))
             return
         }
 
@@ -203,6 +212,7 @@ final class QueryEngine {
         let txn = Transaction(query: query, upstreamQuery: upstreamQuery, flow: flow, mark: mark,
                               reply: reply, upstreams: health.order(pool.servers, now: now))
         txn.tcpClient = tcpClient
+        txn.event = takeEvent()
         if shareable {
             txn.cacheKey = cacheKey
             txn.inflightKey = inflightKey
@@ -261,6 +271,7 @@ final class QueryEngine {
     }
 
     private func respond(_ bytes: [UInt8], to reply: ReplyTarget) {
+        completePending(response: bytes)
         var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         reply.send(buffer)
@@ -270,6 +281,7 @@ final class QueryEngine {
 
     private func startAttempt(_ txn: Transaction, upstream index: Int) {
         txn.attempt += 1
+        txn.attemptStarted = now
         let attempt = txn.attempt
         txn.timer = loop.assumeIsolated().scheduleTask(in: config.upstreamTimeout) { [weak self, weak txn] in
             guard let self, let txn, txn.attempt == attempt, !txn.finished else { return }
@@ -285,6 +297,7 @@ final class QueryEngine {
     /// Ends the current attempt (releases its socket slot or connection) and follows the plan.
     private func attemptFailed(_ txn: Transaction, outcome: UpstreamPlan.Outcome) {
         guard !txn.finished else { return }
+        observeAttempt(txn, outcome)
         endAttempt(txn)
         let server = txn.upstreams[txn.plan.current]
         if outcome == .unusableAnswer { health.success(server) } else { health.failure(server, now: now) }
@@ -315,7 +328,7 @@ final class QueryEngine {
         txn.finished = true
         if let key = txn.inflightKey, inflight[key] === txn { inflight[key] = nil }
         let everyone = [Follower(query: txn.query, reply: txn.reply, tcpClient: txn.tcpClient,
-                                 client: txn.flow.client.address)] + txn.followers
+                                 client: txn.flow.client.address, event: txn.event)] + txn.followers
         for client in everyone {
             outstanding -= 1
             let left = outstandingPerClient[client.client, default: 1] - 1
@@ -336,12 +349,14 @@ final class QueryEngine {
                     }
                 }
                 counters.answered += 1
+                complete(client.event, query: client.query, rcode: rcode(of: answer), upstream: txn.upstreams[txn.plan.current])
                 client.reply.send(copy)
                 client.tcpClient?.queryDone()
             }
         } else {
             for client in everyone {
                 counters.servfail += 1
+                complete(client.event, query: client.query, rcode: DNSRcode.servFail.rawValue, upstream: nil)
                 respond(DNSResponseBuilder.errorResponse(to: client.query, rcode: .servFail), to: client.reply)
                 client.tcpClient?.queryDone()
             }
@@ -370,6 +385,7 @@ final class QueryEngine {
             return true
         }
         health.success(txn.upstreams[txn.plan.current])
+        observeAttempt(txn, nil)
         if parsed.header.isTruncated { counters.truncatedRelayed += 1 }
         finish(txn, answer: answer.getSlice(at: answer.readerIndex, length: parsed.length) ?? answer)
         return true
@@ -666,6 +682,7 @@ struct Follower {
     var reply: ReplyTarget
     var tcpClient: TCPClientHandler?
     var client: IPAddress
+    var event: PendingEvent? = nil
 }
 
 func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }

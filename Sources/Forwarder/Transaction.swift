@@ -31,6 +31,9 @@ final class Transaction {
     var inflightKey: InflightKey?
     /// Clients that asked the same thing while this query was in flight.
     var followers: [Follower] = []
+    /// The query's pending outcome event (when observed), and when the attempt began.
+    var event: PendingEvent?
+    var attemptStarted: Double = 0
 
     init(query: DNSMessage, upstreamQuery: ByteBuffer, flow: FlowTuple, mark: UInt32,
          reply: ReplyTarget, upstreams: [Endpoint]) {
