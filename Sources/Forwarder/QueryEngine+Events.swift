@@ -45,7 +45,7 @@ extension QueryEngine {
     /// The client flow's mark, timed and reported when observed.
     func lookupMark(_ flow: FlowTuple) -> MarkLookup? {
         guard let markSource else { return nil }
-        guard let observer else { return markSource.lookup(flow) }
+        guard let observer, observer.observesQueries else { return markSource.lookup(flow) }
         let start = Self.monotonic
         let result = markSource.lookup(flow)
         observer.conntrackLookup(seconds: Self.monotonic - start, result: result)

@@ -27,13 +27,13 @@ public struct UpstreamAttempt: Sendable, Equatable {
 /// What the engine reports as it works. Called on the engine's event loop: implementations
 /// must only count or enqueue, never block.
 public protocol QueryObserver: AnyObject, Sendable {
-    /// False: `queryCompleted` is never called and no `QueryEvent` is built (an observer
-    /// of upstream attempts only costs nothing per query).
+    /// False: only upstream attempts are reported; no `QueryEvent` is built and lookups
+    /// are not timed (an observer of upstream attempts only costs nothing per query).
     var observesQueries: Bool { get }
     /// Every query, once, when it gets its final answer (or none, for dropped ones).
     func queryCompleted(_ event: QueryEvent)
     /// Every upstream attempt, when it ends.
     func upstreamAttemptEnded(_ attempt: UpstreamAttempt)
-    /// Every conntrack lookup, with its duration in seconds.
+    /// Every conntrack lookup, with its duration in seconds (when `observesQueries`).
     func conntrackLookup(seconds: Double, result: MarkLookup)
 }

@@ -3,20 +3,22 @@
 /// yields valid JSON.
 extension QueryEvent {
     public var jsonLine: String {
-        var s = "{\"time\":"
-        s += Self.fixed(time, decimals: 3)
-        s += ",\"client\":" + JSONText.quoted(client.description)
-        s += ",\"proto\":" + JSONText.quoted(proto.description)
-        s += ",\"connmark\":" + (connmark.map { "\($0)" } ?? "null")
-        s += ",\"mark\":" + JSONText.quoted(markName)
-        s += ",\"qname\":" + JSONText.quoted(qname)
-        s += ",\"qtype\":\(qtype)"
-        s += ",\"rcode\":" + JSONText.quoted(rcodeName)
-        s += ",\"upstream\":" + (upstream.map { JSONText.quoted($0.description) } ?? "null")
-        s += ",\"latency_ms\":" + Self.fixed(latency * 1000, decimals: 3)
-        s += ",\"cache_hit\":" + (cacheHit ? "true" : "false")
-        if let localReason { s += ",\"local\":" + JSONText.quoted(localReason) }
-        s += "}\n"
+        var s = ""
+        s.reserveCapacity(160 + qname.utf8.count)
+        s.append("{\"time\":"); s.append(Self.fixed(time, decimals: 3))
+        s.append(",\"client\":"); JSONText.append(client.description, to: &s)
+        s.append(",\"proto\":\""); s.append(proto.description); s.append("\"")
+        s.append(",\"connmark\":"); s.append(connmark.map { String($0) } ?? "null")
+        s.append(",\"mark\":"); JSONText.append(markName, to: &s)
+        s.append(",\"qname\":"); JSONText.append(qname, to: &s)
+        s.append(",\"qtype\":"); s.append(String(qtype))
+        s.append(",\"rcode\":\""); s.append(rcodeName); s.append("\"")
+        s.append(",\"upstream\":")
+        if let upstream { JSONText.append(upstream.description, to: &s) } else { s.append("null") }
+        s.append(",\"latency_ms\":"); s.append(Self.fixed(latency * 1000, decimals: 3))
+        s.append(",\"cache_hit\":"); s.append(cacheHit ? "true" : "false")
+        if let localReason { s.append(",\"local\":"); JSONText.append(localReason, to: &s) }
+        s.append("}\n")
         return s
     }
 
@@ -39,20 +41,27 @@ extension QueryEvent {
 public enum JSONText {
     /// `text` as a JSON string literal.
     public static func quoted(_ text: String) -> String {
-        var out = "\""
+        var out = ""
+        append(text, to: &out)
+        return out
+    }
+
+    /// Appends `text` as a JSON string literal.
+    public static func append(_ text: String, to out: inout String) {
+        out.append("\"")
         for u in text.unicodeScalars {
             switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
+            case "\"": out.append("\\\"")
+            case "\\": out.append("\\\\")
+            case "\n": out.append("\\n")
+            case "\r": out.append("\\r")
+            case "\t": out.append("\\t")
             case _ where u.value < 0x20 || u.value == 0x7f:
                 let hex = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                out.append("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
             default: out.unicodeScalars.append(u)
             }
         }
-        return out + "\""
+        out.append("\"")
     }
 }

@@ -31,7 +31,7 @@ public final class ObservabilityHub: QueryObserver, @unchecked Sendable {
     }
 
     public func upstreamAttemptEnded(_ attempt: UpstreamAttempt) {
-        metrics.record(attempt)
+        if observesQueries { metrics.record(attempt) }
         saveMarkCheck?.consider(attempt)
     }
 

@@ -18,6 +18,9 @@ public final class QueryLogWriter: @unchecked Sendable {
     private var stopping = false
     private var stopped = false
     private var onError: @Sendable (String) -> Void
+    /// Lines written together at most `flushInterval` seconds after the first is queued.
+    private let batch: Int
+    private let flushInterval: Double = 0.05
 
     /// Writer-thread state.
     private var fd: Int32 = -1
@@ -26,6 +29,7 @@ public final class QueryLogWriter: @unchecked Sendable {
     public init(path: String, capacity: Int, onError: @escaping @Sendable (String) -> Void) {
         self.path = path
         self.capacity = max(1, capacity)
+        self.batch = min(256, max(1, capacity / 2))
         self.onError = onError
         queue.reserveCapacity(self.capacity)
         let thread = Thread { [self] in run() }
@@ -40,7 +44,9 @@ public final class QueryLogWriter: @unchecked Sendable {
             droppedCount += 1
         } else {
             queue.append(event)
-            if queue.count == 1 { condition.signal() }
+            // The writer wakes by itself every `flushInterval`; a full batch wakes it early.
+            // (A wake-up per line would cost a futex wake and a write per query.)
+            if queue.count == batch { condition.signal() }
         }
         condition.unlock()
     }
@@ -69,7 +75,9 @@ public final class QueryLogWriter: @unchecked Sendable {
     private func run() {
         while true {
             condition.lock()
-            while queue.isEmpty && !reopenRequested && !stopping { condition.wait() }
+            while queue.count < batch && !reopenRequested && !stopping {
+                if !condition.wait(until: Date(timeIntervalSinceNow: flushInterval)) && !queue.isEmpty { break }
+            }
             let batch = queue
             queue.removeAll(keepingCapacity: true)
             let reopening = reopenRequested
