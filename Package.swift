@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C: libnetfilter_conntrack + libmnl, found through pkg-config.
@@ -36,6 +38,9 @@ let package = Package(
             dependencies: ["MarkCore", .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: strict
         ),
+        // Pure: what the observability shell counts and prints: query events, the top-N of
+        // clients per mark, the query-log line, conntrack accounting per mark.
+        .target(name: "MarkStats", dependencies: ["MarkCore", "MarkPolicy"], swiftSettings: strict),
         // I/O: ctnetlink lookups over a persistent libmnl socket.
         .target(
             name: "Conntrack",
@@ -46,7 +51,7 @@ let package = Package(
         .target(
             name: "Forwarder",
             dependencies: [
-                "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "Conntrack",
+                "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "Conntrack", "MarkStats",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -54,11 +59,28 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // I/O: metrics (swift-metrics + Prometheus), /metrics and /clients over HTTP, the
+        // query-log writer thread, conntrack accounting export, start-up health checks.
+        .target(
+            name: "Observability",
+            dependencies: [
+                "Forwarder", "MarkStats", "MarkCore", "MarkPolicy", "Conntrack",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "markdns",
             dependencies: [
-                "Forwarder", "MarkCore", "MarkPolicy",
+                "Forwarder", "MarkCore", "MarkPolicy", "MarkStats", "Observability", "Conntrack",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -70,6 +92,7 @@ let package = Package(
         .testTarget(name: "DNSCacheTests", dependencies: ["DNSCache", "DNSWire"]),
         .testTarget(name: "MarkPolicyTests", dependencies: ["MarkPolicy", "MarkCore"]),
         .testTarget(name: "ForwarderTests", dependencies: ["Forwarder", "MarkCore", "MarkPolicy"]),
+        .testTarget(name: "MarkStatsTests", dependencies: ["MarkStats", "MarkPolicy", "MarkCore"]),
         // Kernel tests: network namespaces, nft, conntrack, dnsmasq, the built binary.
         .testTarget(name: "KernelTests", dependencies: ["markdns", "DNSWire"]),
     ],

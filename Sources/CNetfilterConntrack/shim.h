@@ -130,4 +130,89 @@ static inline int markdns_ct_get_mark_by_reply(markdns_ct *ctx, int family, uint
     return -EAGAIN;
 }
 
+// ---------------------------------------------------------------------------------------
+// Table dump for accounting (`markdns accounting`, the conntrack byte metrics).
+
+/// One dumped entry: connmark, layer-4 protocol and the accounting counters (0 when
+/// net.netfilter.nf_conntrack_acct was off when the entry was created).
+typedef struct markdns_ct_entry {
+    uint32_t mark;
+    uint8_t l4proto;
+    uint64_t orig_bytes, orig_packets, reply_bytes, reply_packets;
+} markdns_ct_entry;
+
+typedef void (*markdns_ct_dump_fn)(const markdns_ct_entry *entry, void *arg);
+
+typedef struct markdns__dump_state {
+    struct nf_conntrack *ct;
+    markdns_ct_dump_fn fn;
+    void *arg;
+} markdns__dump_state;
+
+static inline uint64_t markdns__u64(const struct nf_conntrack *ct, enum nf_conntrack_attr a) {
+    return nfct_attr_is_set(ct, a) ? nfct_get_attr_u64(ct, a) : 0;
+}
+
+static inline int markdns__dump_cb(const struct nlmsghdr *nlh, void *data) {
+    markdns__dump_state *st = (markdns__dump_state *)data;
+    nfct_attr_unset(st->ct, ATTR_MARK);
+    nfct_attr_unset(st->ct, ATTR_ORIG_COUNTER_BYTES);
+    nfct_attr_unset(st->ct, ATTR_ORIG_COUNTER_PACKETS);
+    nfct_attr_unset(st->ct, ATTR_REPL_COUNTER_BYTES);
+    nfct_attr_unset(st->ct, ATTR_REPL_COUNTER_PACKETS);
+    if (nfct_nlmsg_parse(nlh, st->ct) < 0) return MNL_CB_OK;  // skip what cannot be parsed
+    markdns_ct_entry e;
+    e.mark = nfct_attr_is_set(st->ct, ATTR_MARK) ? nfct_get_attr_u32(st->ct, ATTR_MARK) : 0;
+    e.l4proto = nfct_attr_is_set(st->ct, ATTR_L4PROTO) ? nfct_get_attr_u8(st->ct, ATTR_L4PROTO) : 0;
+    e.orig_bytes = markdns__u64(st->ct, ATTR_ORIG_COUNTER_BYTES);
+    e.orig_packets = markdns__u64(st->ct, ATTR_ORIG_COUNTER_PACKETS);
+    e.reply_bytes = markdns__u64(st->ct, ATTR_REPL_COUNTER_BYTES);
+    e.reply_packets = markdns__u64(st->ct, ATTR_REPL_COUNTER_PACKETS);
+    st->fn(&e, st->arg);
+    return MNL_CB_OK;
+}
+
+/// Dumps the whole conntrack table (IPv4 and IPv6) of the caller's network namespace on a
+/// socket of its own (blocking, 5 s receive timeout) and calls `fn` for each entry.
+/// Returns 0 when the dump is complete, or a negative errno.
+static inline int markdns_ct_dump(markdns_ct_dump_fn fn, void *arg) {
+    struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+    if (nl == NULL) return -errno;
+    if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) { int e = errno; mnl_socket_close(nl); return -e; }
+    struct timeval tv = { .tv_sec = 5, .tv_usec = 0 };
+    setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    unsigned int portid = mnl_socket_get_portid(nl);
+    size_t size = 65536;  // at least MNL_SOCKET_DUMP_SIZE (32 KiB), which older libmnl lacks
+    char *buf = (char *)malloc(size);
+    markdns__dump_state st = { nfct_new(), fn, arg };
+    if (buf == NULL || st.ct == NULL) {
+        free(buf); if (st.ct) nfct_destroy(st.ct); mnl_socket_close(nl); return -ENOMEM;
+    }
+    struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+    nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    unsigned int seq = (unsigned int)getpid() ^ 0x00a5a500u;
+    nlh->nlmsg_seq = seq;
+    struct nfgenmsg *nfh = (struct nfgenmsg *)mnl_nlmsg_put_extra_header(nlh, sizeof(struct nfgenmsg));
+    nfh->nfgen_family = AF_UNSPEC;
+    nfh->version = NFNETLINK_V0;
+    nfh->res_id = 0;
+    int result = 0;
+    if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+        result = -errno;
+    } else {
+        for (;;) {
+            ssize_t n = mnl_socket_recvfrom(nl, buf, size);
+            if (n < 0) { result = -errno; break; }
+            int rc = mnl_cb_run(buf, (size_t)n, seq, portid, markdns__dump_cb, &st);
+            if (rc < 0) { result = errno > 0 ? -errno : -EPROTO; break; }
+            if (rc == MNL_CB_STOP) { result = 0; break; }  // NLMSG_DONE
+        }
+    }
+    nfct_destroy(st.ct);
+    free(buf);
+    mnl_socket_close(nl);
+    return result;
+}
+
 #endif

@@ -13,6 +13,7 @@ import Glibc
 /// A start-up failure, worded for the operator: one line, what and why.
 public struct ForwarderStartError: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
 }
 
 /// The running forwarder: on each of `threads` event loops an engine of its own (its own
@@ -160,6 +161,19 @@ public final class Forwarder: Sendable {
             total.add((try? engine.eventLoop.submit { engine.value.counters }.wait()) ?? Counters())
         }
         return total
+    }
+
+    /// The counters and the number of queries in flight now (for /metrics). Blocks on the
+    /// DNS loop: call it from another thread.
+    public func snapshot() -> (counters: Counters, outstanding: Int) {
+        var total = Counters()
+        var outstanding = 0
+        for engine in engines {
+            let (c, o) = (try? engine.eventLoop.submit { (engine.value.counters, engine.value.inFlight) }.wait()) ?? (Counters(), 0)
+            total.add(c)
+            outstanding += o
+        }
+        return (total, outstanding)
     }
 
     // MARK: - Binding

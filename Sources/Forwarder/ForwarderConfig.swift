@@ -45,6 +45,9 @@ public struct ForwarderConfig: Sendable {
     public var queriesPerSocket: Int = 64
     /// An upstream socket with nothing in flight for this long is closed.
     public var upstreamSocketIdle: TimeAmount = .seconds(30)
+    /// Told of every query's outcome, upstream attempt and conntrack lookup (metrics,
+    /// top clients, query log). Nil: nothing is observed and nothing is spent on it.
+    public var observer: (any QueryObserver)?
 
     /// Event loops, each with its own engine, listeners (SO_REUSEPORT), ctnetlink socket,
     /// cache and upstream sockets.

@@ -50,6 +50,9 @@ final class QueryEngine {
     /// Set when draining for shutdown.
     var draining = false
     private var drainWaiters: [EventLoopPromise<Void>] = []
+    /// Told of every query's outcome (metrics, top clients, query log); see QueryEngine+Events.
+    let observer: (any QueryObserver)?
+    var pendingEvent: PendingEvent?
 
     init(loop: any EventLoop, config: ForwarderConfig, markSource: (any MarkSource)?, shared: SharedState,
          logger: Logger) {
@@ -58,6 +61,7 @@ final class QueryEngine {
         self.config = config
         self.markSource = markSource
         self.logger = logger
+        self.observer = config.observer
         self.policy = config.policy
         self.localZone = LocalZone(config: config.policy.config.local)
         self.cache = AnswerCache(limits: .init(capacity: config.cacheSize, minTTL: config.cacheMinTTL,
@@ -100,6 +104,8 @@ final class QueryEngine {
     func receive(_ bytes: ByteBuffer, flow: FlowTuple, reply: ReplyTarget, interfaceIndex: Int? = nil,
                  tcpClient: TCPClientHandler? = nil) {
         if flow.proto == .udp { counters.queriesUDP += 1 } else { counters.queriesTCP += 1 }
+        openEvent(flow)
+        defer { pendingEvent = nil }
         let parsed: Result<DNSMessage, DNSWireError> = bytes.withUnsafeReadableBytes { raw in
             Result { () throws(DNSWireError) -> DNSMessage in try DNSMessage.parse(raw) }
         }
@@ -126,13 +132,14 @@ final class QueryEngine {
         }
 
         // Mark of the client's flow, then what the policy makes of it.
-        let lookup = markSource?.lookup(flow)
+        let lookup = lookupMark(flow)
         var client = ClientIdentity(address: flow.client.address)
         if policy.consultsSelectors, !hasPolicyMark(lookup) {
             if policy.usesMAC { client.mac = neighbours.mac(for: flow.client.address) }
             if policy.usesInterface { client.interface = interfaceName(interfaceIndex) }
         }
         let decision = policy.decide(connmark: lookup, client: client)
+        noteDecision(lookup, decision)
         switch decision.origin {
         case .connmark: counters.marked += 1
         case .selector: counters.selectorMarked += 1
@@ -148,6 +155,7 @@ final class QueryEngine {
         }
         if let local = decision.answer(wireName: query.question.name.wire, qtype: query.question.type) {
             counters.localAnswers[local.reason.rawValue, default: 0] += 1
+            pendingEvent?.localReason = local.reason.rawValue
             respond(localAnswer(local, to: query), to: reply)
             tcpClient?.queryDone()
             return
@@ -182,6 +190,7 @@ final class QueryEngine {
         if config.cacheSize > 0, shareable,
            let hit = cache.lookup(cacheKey, id: query.header.id, questionName: query.question.name.wire, now: now) {
             counters.cacheHits += 1
+            pendingEvent?.cacheHit = true
             counters.answered += 1
             respond(hit, to: reply)
             tcpClient?.queryDone()
@@ -214,7 +223,7 @@ final class QueryEngine {
             outstanding += 1
             outstandingPerClient[flow.client.address] = clientOutstanding + 1
             leader.followers.append(Follower(query: query, reply: reply, tcpClient: tcpClient,
-                                             client: flow.client.address))
+                                             client: flow.client.address, event: takeEvent()))
             return
         }
 
@@ -234,6 +243,7 @@ final class QueryEngine {
                               upstreams: health.order(pool.servers, strategy: pool.strategy, now: now, turn: turn),
                               deadline: now + seconds(config.queryTimeout))
         txn.tcpClient = tcpClient
+        txn.event = takeEvent()
         if shareable {
             txn.cacheKey = cacheKey
             txn.inflightKey = inflightKey
@@ -309,6 +319,7 @@ final class QueryEngine {
     }
 
     private func respond(_ bytes: [UInt8], to reply: ReplyTarget) {
+        completePending(response: bytes)
         var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         reply.send(buffer)
@@ -336,6 +347,7 @@ final class QueryEngine {
     /// Ends the current attempt (releases its socket slot or connection) and follows the plan.
     private func attemptFailed(_ txn: Transaction, outcome: UpstreamPlan.Outcome) {
         guard !txn.finished else { return }
+        observeAttempt(txn, outcome)
         endAttempt(txn)
         let server = txn.upstreams[txn.plan.current]
         let now = self.now
@@ -374,7 +386,7 @@ final class QueryEngine {
         txn.finished = true
         if let key = txn.inflightKey, inflight[key] === txn { inflight[key] = nil }
         let everyone = [Follower(query: txn.query, reply: txn.reply, tcpClient: txn.tcpClient,
-                                 client: txn.flow.client.address)] + txn.followers
+                                 client: txn.flow.client.address, event: txn.event)] + txn.followers
         for client in everyone {
             outstanding -= 1
             let left = outstandingPerClient[client.client, default: 1] - 1
@@ -395,6 +407,7 @@ final class QueryEngine {
                     }
                 }
                 counters.answered += 1
+                complete(client.event, query: client.query, rcode: rcode(of: answer), upstream: txn.upstreams[txn.plan.current])
                 client.reply.send(copy)
                 client.tcpClient?.queryDone()
             }
@@ -406,11 +419,13 @@ final class QueryEngine {
                                                  questionName: client.query.question.name.wire, now: now) {
                     counters.staleServed += 1
                     counters.answered += 1
+                    complete(client.event, query: client.query, rcode: stale[3] & 0x0F, upstream: nil)
                     respond(stale, to: client.reply)
                     client.tcpClient?.queryDone()
                     continue
                 }
                 counters.servfail += 1
+                complete(client.event, query: client.query, rcode: DNSRcode.servFail.rawValue, upstream: nil)
                 respond(DNSResponseBuilder.errorResponse(to: client.query, rcode: .servFail), to: client.reply)
                 client.tcpClient?.queryDone()
             }
@@ -443,6 +458,7 @@ final class QueryEngine {
             return true
         }
         health.success(txn.upstreams[txn.plan.current], rtt: now - txn.attemptStarted)
+        observeAttempt(txn, nil)
         if parsed.header.isTruncated { counters.truncatedRelayed += 1 }
         finish(txn, answer: answer.getSlice(at: answer.readerIndex, length: parsed.length) ?? answer)
         return true
@@ -454,6 +470,7 @@ final class QueryEngine {
     private func handleQuestionless(_ header: DNSHeader, txn: Transaction) -> Bool {
         if header.isTruncated {
             health.success(txn.upstreams[txn.plan.current], rtt: now - txn.attemptStarted)
+            observeAttempt(txn, nil)
             counters.truncatedRelayed += 1
             var tc = DNSResponseBuilder.errorResponse(to: txn.query, rcode: .noError)
             tc[2] |= 0x02
@@ -758,6 +775,7 @@ struct Follower {
     var reply: ReplyTarget
     var tcpClient: TCPClientHandler?
     var client: IPAddress
+    var event: PendingEvent? = nil
 }
 
 /// ASCII lower case of one byte (wire-name comparisons).

@@ -34,6 +34,10 @@ final class Transaction {
     var inflightKey: InflightKey?
     /// Clients that asked the same thing while this query was in flight.
     var followers: [Follower] = []
+    /// The query's pending outcome event (when observed), and the attempt last reported
+    /// to the observer (each attempt is reported once).
+    var event: PendingEvent?
+    var observedAttempt = 0
 
     init(query: DNSMessage, upstreamQuery: ByteBuffer, flow: FlowTuple, mark: UInt32,
          reply: ReplyTarget, upstreams: [Endpoint], deadline: Double) {

@@ -5,6 +5,7 @@ import Logging
 import MarkCore
 import MarkPolicy
 import NIOCore
+import Observability
 
 #if canImport(Glibc)
 import Glibc
@@ -86,6 +87,18 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Event loops (threads), each with its own listeners (SO_REUSEPORT, one client address per loop), cache share and ctnetlink socket. Default: one per core, at most 8.")
     var threads: Int = ForwarderConfig.defaultThreads
 
+    @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics on /metrics and the top clients per mark on /clients (HTTP).", valueName: "addr:port"))
+    var metrics: String?
+
+    @Option(name: .long, help: ArgumentHelp("Append one JSON line per query to this file (written off the DNS path; lines are dropped, and counted, when the writer cannot keep up). SIGUSR1 reopens it.", valueName: "file"))
+    var queryLog: String?
+
+    @Option(name: .long, help: "Query-log lines waiting to be written at most; beyond it lines are dropped.")
+    var queryLogQueue: Int = 10_000
+
+    @Flag(name: .long, help: "At start, send one probe query (. NS, unmarked) to each upstream and log whether it answers.")
+    var probeUpstreams = false
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -103,6 +116,8 @@ struct Serve: ParsableCommand {
               maxTcpPerClient > 0, maxOutstandingPerClient > 0, upstreamIdleTimeout > 0 else {
             throw ValidationError("timeouts and limits must be positive")
         }
+        if let metrics { _ = try Endpoint.parse(metrics) }
+        guard queryLogQueue > 0 else { throw ValidationError("--query-log-queue must be positive") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
     }
 
@@ -141,15 +156,20 @@ struct Serve: ParsableCommand {
         config.maxTCPConnectionsPerClient = maxTcpPerClient
         config.upstreamSocketIdle = .seconds(Int64(upstreamIdleTimeout))
         config.maxOutstandingPerClient = maxOutstandingPerClient
+        let observability = ObservabilitySetup(metrics: metrics, queryLog: queryLog, queryLogQueue: queryLogQueue,
+                                               conntrack: config.useConntrack, policy: policy, logger: logger)
+        config.observer = observability.hub
 
         let forwarder: Forwarder
         do {
             forwarder = try Forwarder.start(config: config, logger: logger)
+            try observability.startListener(forwarder: forwarder)
         } catch let error as ForwarderStartError {
             FileHandleStderr.write("markdns: \(error.description)\n")
             Glibc.exit(1)
         }
-        waitForTermination(onReload: {
+        if probeUpstreams { UpstreamProbe.start(policy.pools.flatMap(\.servers), logger: logger) }
+        waitForTermination(onReopen: { observability.reopenLog() }, onReload: {
             guard self.config != nil else {
                 forwarder.reloadLocalData()
                 logger.notice("SIGHUP: no --config file; hosts files re-read")
@@ -158,13 +178,17 @@ struct Serve: ParsableCommand {
             do {
                 let policy = try self.effectivePolicy()
                 forwarder.reload(PolicyEngine(policy))
+                observability.reloaded(policy)
                 logger.notice("reloaded policy \(self.config ?? ""): \(policy.marks.count) marks, \(policy.clients.count) clients, \(policy.pools.count) pools")
             } catch {
                 logger.error("reload failed, the previous policy stays in force: \(error)")
+                observability.reloadFailed()
             }
         })
         logger.info("stopping: draining queries in flight")
+        observability.stopListener()
         let counters = forwarder.shutdown()
+        observability.stopLog()
         logger.info("stats: \(counters.summary)")
     }
 
@@ -232,15 +256,22 @@ struct Serve: ParsableCommand {
         if forwardPrivateReverse { policy.local.privateReverse = false }
     }
 
-    /// Blocks until SIGTERM or SIGINT; runs `onReload` for each SIGHUP (serially).
-    private func waitForTermination(onReload: @escaping @Sendable () -> Void) {
+    /// Blocks until SIGTERM or SIGINT; runs `onReload` for each SIGHUP (serially) and
+    /// `onReopen` for each SIGUSR1.
+    private func waitForTermination(onReopen: @escaping @Sendable () -> Void, onReload: @escaping @Sendable () -> Void) {
         let done = DispatchSemaphore(value: 0)
         var sources: [any DispatchSourceSignal] = []
         let reloadQueue = DispatchQueue(label: "markdns.reload")
-        for sig in [SIGTERM, SIGINT, SIGHUP] {
+        for sig in [SIGTERM, SIGINT, SIGHUP, SIGUSR1] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: sig == SIGHUP ? reloadQueue : .global())
-            source.setEventHandler { if sig == SIGHUP { onReload() } else { done.signal() } }
+            source.setEventHandler {
+                switch sig {
+                case SIGHUP: onReload()
+                case SIGUSR1: onReopen()
+                default: done.signal()
+                }
+            }
             source.resume()
             sources.append(source)
         }
