@@ -55,12 +55,23 @@ public struct DNSName: Sendable, CustomStringConvertible {
 
     /// Reads a possibly compressed name at the reader's offset and leaves the reader just
     /// past the name's bytes at that position (not past pointer targets).
+    /// The name is validated first, then copied into an array of exactly its length: one
+    /// allocation per name, whatever its length.
     static func read(from reader: inout WireReader) throws(DNSWireError) -> DNSName {
-        var out: [UInt8] = []
-        out.reserveCapacity(32)
-        try walk(reader: &reader) { label in out.append(contentsOf: label) }
-        out.append(0)
-        return DNSName(uncheckedWire: out)
+        var copier = reader
+        let length = try walk(reader: &reader) { _ in }
+        let wire = [UInt8](unsafeUninitializedCapacity: length) { out, count in
+            // Cannot fail: the same bytes were just walked. Bounded all the same.
+            _ = try? walk(reader: &copier) { label in
+                guard count + label.count < length else { return }
+                UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(out)[count..<(count + label.count)])
+                    .copyMemory(from: label)
+                count += label.count
+            }
+            out[count] = 0
+            count += 1
+        }
+        return DNSName(uncheckedWire: wire)
     }
 
     /// Validates a name without building it.
@@ -73,8 +84,10 @@ public struct DNSName: Sendable, CustomStringConvertible {
     /// must point strictly before itself, and once a pointer is followed every later byte
     /// of the name must lie before that pointer: positions only ever move backwards across
     /// jumps, so loops are impossible and a name never reads bytes past where it started.
+    /// Returns the name's uncompressed wire length (root label included).
+    @discardableResult
     private static func walk(reader: inout WireReader,
-                             _ body: (UnsafeRawBufferPointer) -> Void) throws(DNSWireError) {
+                             _ body: (UnsafeRawBufferPointer) -> Void) throws(DNSWireError) -> Int {
         let bytes = reader.bytes
         var pos = reader.offset
         var limit = bytes.count      // bytes of this name lie before `limit`
@@ -88,7 +101,7 @@ public struct DNSName: Sendable, CustomStringConvertible {
             case 0x00:
                 if len == 0 {
                     reader.offset = endAfterName ?? (pos + 1)
-                    return
+                    return wireLength
                 }
                 let l = Int(len)
                 guard pos + 1 + l <= limit else {
@@ -115,15 +128,27 @@ public struct DNSName: Sendable, CustomStringConvertible {
 
 extension DNSName: Hashable {
     public static func == (lhs: DNSName, rhs: DNSName) -> Bool {
-        guard lhs.wire.count == rhs.wire.count else { return false }
-        for i in lhs.wire.indices where asciiLower(lhs.wire[i]) != asciiLower(rhs.wire[i]) {
+        lhs.wire.withUnsafeBytes { l in rhs.wire.withUnsafeBytes { r in equalIgnoringCase(l, r) } }
+    }
+
+    /// Whether two byte strings (such as uncompressed wire names) are equal ignoring
+    /// ASCII case (RFC 4343).
+    public static func equalIgnoringCase(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        guard a.count == b.count else { return false }
+        for i in 0..<a.count where asciiLower(a[i]) != asciiLower(b[i]) {
             return false
         }
         return true
     }
 
+    /// Hashes the lower-cased bytes in one go (a stack copy; names are at most 255 bytes).
     public func hash(into hasher: inout Hasher) {
-        for b in wire { hasher.combine(asciiLower(b)) }
+        wire.withUnsafeBufferPointer { w in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: w.count) { lower in
+                for i in 0..<w.count { lower[i] = asciiLower(w[i]) }
+                hasher.combine(bytes: UnsafeRawBufferPointer(lower))
+            }
+        }
     }
 }
 

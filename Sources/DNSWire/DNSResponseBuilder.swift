@@ -33,8 +33,11 @@ public enum DNSResponseBuilder {
 
     /// Appends an OPT record with our payload size, version 0, no flags, no options.
     public static func appendOPT(into out: inout [UInt8]) {
-        let size = advertisedPayloadSize
-        out.append(contentsOf: [0, 0, 41, UInt8(size >> 8), UInt8(size & 0xFF), 0, 0, 0, 0, 0, 0])
+        out.append(0)                       // owner: the root
+        out.appendBE(DNSType.opt)
+        out.appendBE(advertisedPayloadSize)  // CLASS: UDP payload size
+        out.appendBE(UInt32(0))              // extended rcode, version, flags
+        out.appendBE(UInt16(0))              // RDLENGTH: no options
     }
 }
 
@@ -46,19 +49,22 @@ extension DNSResponseBuilder {
     /// Addresses must be 4 bytes (A) or 16 bytes (AAAA); each is typed by its length.
     public static func localAnswer(to query: DNSMessage, rcode: DNSRcode = .noError,
                                    addresses: [[UInt8]] = [], ttl: UInt32) -> [UInt8] {
-        let records = addresses.filter { $0.count == 4 || $0.count == 16 }
+        let usable = { (a: [UInt8]) in a.count == 4 || a.count == 16 }
+        var records = 0
+        for address in addresses where usable(address) { records += 1 }
         var out: [UInt8] = []
-        out.reserveCapacity(query.questionEnd + records.count * 28 + 11)
+        out.reserveCapacity(query.questionEnd + records * 28 + 11)
         let flags: UInt16 = 0x8000 | (query.header.flags & 0x7900) | 0x0400 | 0x0080 | UInt16(rcode.rawValue)
-        DNSHeader(id: query.header.id, flags: flags, qdcount: 1, ancount: UInt16(records.count),
+        DNSHeader(id: query.header.id, flags: flags, qdcount: 1, ancount: UInt16(records),
                   arcount: query.edns == nil ? 0 : 1).write(into: &out)
         query.question.write(into: &out)
-        for address in records {
-            let type = address.count == 4 ? DNSType.a : DNSType.aaaa
-            out += [0xC0, 0x0C, UInt8(type >> 8), UInt8(type & 0xFF), 0, 1]
-            out += [UInt8(ttl >> 24), UInt8((ttl >> 16) & 0xFF), UInt8((ttl >> 8) & 0xFF), UInt8(ttl & 0xFF)]
-            out += [0, UInt8(address.count)]
-            out += address
+        for address in addresses where usable(address) {
+            out.appendBE(UInt16(0xC00C))  // owner: pointer to the question name
+            out.appendBE(address.count == 4 ? DNSType.a : DNSType.aaaa)
+            out.appendBE(UInt16(1))       // class IN
+            out.appendBE(ttl)
+            out.appendBE(UInt16(address.count))
+            out.append(contentsOf: address)
         }
         if query.edns != nil { appendOPT(into: &out) }
         return out
