@@ -6,6 +6,11 @@ import DNSWire
 /// Pure: time is passed in (seconds, monotonic). Answers are stored as received (ID and
 /// TTLs rewritten on the way out); lookups count TTLs down by the entry's age and give
 /// back the client's own ID and question case. Least recently used entries are evicted.
+///
+/// Compact: an entry is one fixed-size struct plus one byte array holding the answer and,
+/// after it, the offsets of its TTL fields. The key's question name is not stored apart:
+/// it is the answer's own question (checked equal when stored). The index holds 4-byte
+/// entry numbers, not keys (see `SlotIndex`).
 public struct AnswerCache<View: Hashable & Sendable>: Sendable {
     public struct Key: Hashable, Sendable {
         public var view: View
@@ -24,6 +29,9 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
             self.view = view; self.question = question; self.edns = edns; self.dnssecOK = dnssecOK
             self.checkingDisabled = checkingDisabled; self.maxSize = maxSize
         }
+
+        /// edns, dnssecOK and checkingDisabled as three bits.
+        var flags: UInt8 { (edns ? 1 : 0) | (dnssecOK ? 2 : 0) | (checkingDisabled ? 4 : 0) }
     }
 
     public struct Limits: Sendable {
@@ -37,31 +45,43 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
     }
 
     struct Entry: Sendable {
-        var key: Key
-        var bytes: [UInt8]
-        var ttlOffsets: [Int]
-        var nameLength: Int
+        var view: View
+        /// The answer (`answerLength` bytes), then each TTL field's offset as two bytes.
+        var blob: [UInt8]
+        var hash: Int
+        var maxSize: Int
         var stored: Double
         var expires: Double
-        var prev: Int
-        var next: Int
+        var prev: Int32
+        var next: Int32
+        var type: UInt16
+        var qclass: UInt16
+        var answerLength: UInt16
+        /// The question name's wire length; the name sits at offset 12 of the answer.
+        var nameLength: UInt8
+        var flags: UInt8
     }
 
     public let limits: Limits
-    private var index: [Key: Int] = [:]
+    private var index = SlotIndex()
     private var entries: [Entry] = []
-    private var free: [Int] = []
-    private var head = -1  // most recently used
-    private var tail = -1  // least recently used
+    private var free: [Int32] = []
+    private var head: Int32 = -1  // most recently used
+    private var tail: Int32 = -1  // least recently used
     public private(set) var hits = 0
     public private(set) var misses = 0
     public private(set) var evictions = 0
 
-    public init(limits: Limits) { self.limits = limits }
+    public init(limits: Limits) {
+        self.limits = limits
+    }
+
+    /// Entry numbers are Int32: more entries than that are never kept.
+    private var capacity: Int { min(limits.capacity, Int(Int32.max)) }
 
     /// Forgets every entry (a reload may have changed what a view's pool answers).
     public mutating func removeAll() {
-        index = [:]
+        index.removeAll()
         entries = []
         free = []
         head = -1
@@ -74,14 +94,15 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
     /// TC are cached; the TTL is the smallest record TTL (negative answers: the SOA's
     /// RFC 2308 TTL; none: not cached), clamped to the limits.
     public mutating func store(_ key: Key, answer bytes: [UInt8], now: Double) {
-        guard limits.capacity > 0 else { return }
+        guard capacity > 0 else { return }
         let parsed = bytes.withUnsafeBytes { raw -> (DNSMessage, DNSRecordTTLs)? in
             guard let m = try? DNSMessage.parse(raw), let t = try? DNSRecordTTLs.read(raw, message: m) else { return nil }
             return (m, t)
         }
         guard let (message, ttls) = parsed, message.header.isResponse, !message.header.isTruncated,
               message.question == key.question,
-              message.questionEnd == DNSHeader.size + message.question.name.wire.count + 4
+              message.questionEnd == DNSHeader.size + message.question.name.wire.count + 4,
+              message.length <= Int(UInt16.max)
         else { return }
         let rcode = message.header.rcode
         var ttl: UInt32
@@ -95,25 +116,40 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
             return
         }
         guard ttl > 0 else { return }
-        let entry = Entry(key: key, bytes: Array(bytes.prefix(message.length)), ttlOffsets: ttls.offsets,
-                          nameLength: message.question.name.wire.count, stored: now,
-                          expires: now + Double(ttl), prev: -1, next: -1)
-        if let i = index[key] {
+        var blob: [UInt8] = []
+        blob.reserveCapacity(message.length + 2 * ttls.offsets.count)
+        blob += bytes.prefix(message.length)
+        for o in ttls.offsets { blob.append(UInt8(o >> 8)); blob.append(UInt8(o & 0xFF)) }
+        let hash = key.hashValue
+        let entry = Entry(view: key.view, blob: blob, hash: hash, maxSize: key.maxSize, stored: now,
+                          expires: now + Double(ttl), prev: -1, next: -1,
+                          type: key.question.type, qclass: key.question.qclass,
+                          answerLength: UInt16(message.length),
+                          nameLength: UInt8(message.question.name.wire.count), flags: key.flags)
+        if let i = find(key, hash: hash).found {
             unlink(i)
-            entries[i] = entry
+            entries[Int(i)] = entry
             pushFront(i)
             return
         }
-        if index.count >= limits.capacity, tail >= 0 {
-            let victim = tail
-            unlink(victim)
-            index[entries[victim].key] = nil
-            free.append(victim)
+        if index.count >= capacity, tail >= 0 {
+            remove(tail)
             evictions += 1
         }
-        let i: Int
-        if let f = free.popLast() { entries[f] = entry; i = f } else { entries.append(entry); i = entries.count - 1 }
-        index[key] = i
+        let i: Int32
+        if let f = free.popLast() {
+            entries[Int(f)] = entry
+            i = f
+        } else {
+            // Grow by doubling, but never past the capacity: a full cache wastes no slots.
+            if entries.count == entries.capacity {
+                entries.reserveCapacity(min(max(16, entries.count * 2), capacity))
+            }
+            entries.append(entry)
+            i = Int32(entries.count - 1)
+        }
+        index.reserveOneMore { entries[Int($0)].hash }
+        index.insert(i, at: find(key, hash: hash).slot)
         pushFront(i)
     }
 
@@ -121,50 +157,86 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
     /// (case), TTLs clamped to the entry's lifetime and counted down by its age. Nil when
     /// absent or expired.
     public mutating func lookup(_ key: Key, id: UInt16, questionName: [UInt8], now: Double) -> [UInt8]? {
-        guard let i = index[key] else { misses += 1; return nil }
-        guard entries[i].expires > now else {
-            unlink(i)
-            index[key] = nil
-            free.append(i)
+        guard let i = find(key, hash: key.hashValue).found else { misses += 1; return nil }
+        guard entries[Int(i)].expires > now else {
+            remove(i)
             misses += 1
             return nil
         }
         hits += 1
         unlink(i)
         pushFront(i)
-        let e = entries[i]
-        var out = e.bytes
-        out[0] = UInt8(id >> 8)
-        out[1] = UInt8(id & 0xFF)
-        if questionName.count == e.nameLength {
-            out.replaceSubrange(DNSHeader.size..<(DNSHeader.size + e.nameLength), with: questionName)
-        }
+        let e = entries[Int(i)]
         let age = UInt32(max(0, now - e.stored))
         // A record never outlives the entry: each TTL is clamped to the entry's lifetime
         // (after the min-TTL floor) and counted down, so clients keep it no longer than we do.
         let lifetime = UInt32(e.expires - e.stored)
-        for o in e.ttlOffsets {
-            let raw = UInt32(out[o]) << 24 | UInt32(out[o + 1]) << 16 | UInt32(out[o + 2]) << 8 | UInt32(out[o + 3])
-            let ttl = min(max(raw, limits.minTTL), lifetime)
-            let left = ttl > age ? ttl - age : 0
-            out[o] = UInt8(left >> 24); out[o + 1] = UInt8((left >> 16) & 0xFF)
-            out[o + 2] = UInt8((left >> 8) & 0xFF); out[o + 3] = UInt8(left & 0xFF)
+        let minTTL = limits.minTTL
+        let length = Int(e.answerLength)
+        return e.blob.withUnsafeBufferPointer { blob in
+            [UInt8](unsafeUninitializedCapacity: length) { out, count in
+                _ = out.initialize(from: blob[0..<length])
+                count = length
+                out[0] = UInt8(id >> 8)
+                out[1] = UInt8(id & 0xFF)
+                if questionName.count == Int(e.nameLength) {
+                    for (k, b) in questionName.enumerated() { out[DNSHeader.size + k] = b }
+                }
+                var t = length
+                while t + 1 < blob.count {
+                    let o = Int(blob[t]) << 8 | Int(blob[t + 1])
+                    t += 2
+                    let raw = UInt32(out[o]) << 24 | UInt32(out[o + 1]) << 16 | UInt32(out[o + 2]) << 8 | UInt32(out[o + 3])
+                    let ttl = min(max(raw, minTTL), lifetime)
+                    let left = ttl > age ? ttl - age : 0
+                    out[o] = UInt8(left >> 24); out[o + 1] = UInt8((left >> 16) & 0xFF)
+                    out[o + 2] = UInt8((left >> 8) & 0xFF); out[o + 3] = UInt8(left & 0xFF)
+                }
+            }
         }
-        return out
     }
 
-    private mutating func unlink(_ i: Int) {
-        let p = entries[i].prev, n = entries[i].next
-        if p >= 0 { entries[p].next = n } else { head = n }
-        if n >= 0 { entries[n].prev = p } else { tail = p }
-        entries[i].prev = -1
-        entries[i].next = -1
+    /// The entry stored for `key`, and the index slot it is in (or would go in).
+    private func find(_ key: Key, hash: Int) -> (slot: Int, found: Int32?) {
+        let flags = key.flags
+        return entries.withUnsafeBufferPointer { es in
+            key.question.name.wire.withUnsafeBytes { name in
+                index.find(hash: hash) { i in
+                    let i = Int(i)
+                    guard es[i].hash == hash, es[i].type == key.question.type, es[i].qclass == key.question.qclass,
+                          es[i].flags == flags, es[i].maxSize == key.maxSize, Int(es[i].nameLength) == name.count,
+                          es[i].view == key.view
+                    else { return false }
+                    return es[i].blob.withUnsafeBytes { blob in
+                        DNSName.equalIgnoringCase(
+                            UnsafeRawBufferPointer(rebasing: blob[DNSHeader.size..<(DNSHeader.size + name.count)]), name)
+                    }
+                }
+            }
+        }
     }
 
-    private mutating func pushFront(_ i: Int) {
-        entries[i].prev = -1
-        entries[i].next = head
-        if head >= 0 { entries[head].prev = i }
+    /// Takes entry `i` out of the index and the LRU list and frees its bytes.
+    private mutating func remove(_ i: Int32) {
+        let hash = entries[Int(i)].hash
+        index.remove(at: index.slot(of: i, hash: hash)) { entries[Int($0)].hash }
+        unlink(i)
+        entries[Int(i)].blob = []
+        free.append(i)
+    }
+
+    private mutating func unlink(_ i: Int32) {
+        let p = entries[Int(i)].prev, n = entries[Int(i)].next
+        if p >= 0 { entries[Int(p)].next = n } else { head = n }
+        if n >= 0 { entries[Int(n)].prev = p } else { tail = p }
+        entries[Int(i)].prev = -1
+        entries[Int(i)].next = -1
+    }
+
+    private mutating func pushFront(_ i: Int32) {
+        entries[Int(i)].prev = -1
+        entries[Int(i)].next = head
+        if head >= 0 { entries[Int(head)].prev = i }
         head = i
         if tail < 0 { tail = i }
     }
