@@ -55,23 +55,23 @@ public struct DNSName: Sendable, CustomStringConvertible {
 
     /// Reads a possibly compressed name at the reader's offset and leaves the reader just
     /// past the name's bytes at that position (not past pointer targets).
-    /// The name is validated first, then copied into an array of exactly its length: one
-    /// allocation per name, whatever its length.
+    /// The labels are gathered on the stack, then copied into an array of exactly the
+    /// name's length: one allocation per name, whatever its length.
     static func read(from reader: inout WireReader) throws(DNSWireError) -> DNSName {
-        var copier = reader
-        let length = try walk(reader: &reader) { _ in }
-        let wire = [UInt8](unsafeUninitializedCapacity: length) { out, count in
-            // Cannot fail: the same bytes were just walked. Bounded all the same.
-            _ = try? walk(reader: &copier) { label in
-                guard count + label.count < length else { return }
-                UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(out)[count..<(count + label.count)])
-                    .copyMemory(from: label)
-                count += label.count
+        let result = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxWireLength) { buffer in
+            Result { () throws(DNSWireError) -> DNSName in
+                var count = 0
+                // `walk` enforces maxWireLength, so the labels and the root byte fit.
+                try walk(reader: &reader) { label in
+                    UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[count..<(count + label.count)])
+                        .copyMemory(from: label)
+                    count += label.count
+                }
+                buffer[count] = 0
+                return DNSName(uncheckedWire: Array(buffer[0...count]))
             }
-            out[count] = 0
-            count += 1
         }
-        return DNSName(uncheckedWire: wire)
+        return try result.get()
     }
 
     /// Validates a name without building it.
@@ -84,10 +84,8 @@ public struct DNSName: Sendable, CustomStringConvertible {
     /// must point strictly before itself, and once a pointer is followed every later byte
     /// of the name must lie before that pointer: positions only ever move backwards across
     /// jumps, so loops are impossible and a name never reads bytes past where it started.
-    /// Returns the name's uncompressed wire length (root label included).
-    @discardableResult
     private static func walk(reader: inout WireReader,
-                             _ body: (UnsafeRawBufferPointer) -> Void) throws(DNSWireError) -> Int {
+                             _ body: (UnsafeRawBufferPointer) -> Void) throws(DNSWireError) {
         let bytes = reader.bytes
         var pos = reader.offset
         var limit = bytes.count      // bytes of this name lie before `limit`
@@ -101,7 +99,7 @@ public struct DNSName: Sendable, CustomStringConvertible {
             case 0x00:
                 if len == 0 {
                     reader.offset = endAfterName ?? (pos + 1)
-                    return wireLength
+                    return
                 }
                 let l = Int(len)
                 guard pos + 1 + l <= limit else {

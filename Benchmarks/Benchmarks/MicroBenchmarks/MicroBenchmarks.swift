@@ -25,6 +25,14 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // Longer than 32 bytes, as CDN and tracking names often are.
+    let longQuery = Fixtures.query("e1234.dscb.akamaiedge-staging.example-cdn.net")
+    Benchmark("DNSMessage.parse query (46-byte name)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try DNSMessage.parse(longQuery))
+        }
+    }
+
     Benchmark("DNSMessage.parse answer") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(try DNSMessage.parse(answer))
