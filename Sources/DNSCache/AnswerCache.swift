@@ -11,6 +11,10 @@ import DNSWire
 /// after it, the offsets of its TTL fields. The key's question name is not stored apart:
 /// it is the answer's own question (checked equal when stored). The index holds 4-byte
 /// entry numbers, not keys (see `SlotIndex`).
+///
+/// Everything is `@inlinable`: the forwarder's `View` type lives in another module, and
+/// unspecialized generic code would look type metadata up at run time on every access
+/// (measured: most of a cache hit's instructions).
 public struct AnswerCache<View: Hashable & Sendable>: Sendable {
     public struct Key: Hashable, Sendable {
         public var view: View
@@ -24,6 +28,7 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         /// an answer fetched for a bigger limit is never given to a smaller one.
         public var maxSize: Int
 
+        @inlinable
         public init(view: View, question: DNSQuestion, edns: Bool, dnssecOK: Bool,
                     checkingDisabled: Bool = false, maxSize: Int = 65535) {
             self.view = view; self.question = question; self.edns = edns; self.dnssecOK = dnssecOK
@@ -31,7 +36,7 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         }
 
         /// edns, dnssecOK and checkingDisabled as three bits.
-        var flags: UInt8 { (edns ? 1 : 0) | (dnssecOK ? 2 : 0) | (checkingDisabled ? 4 : 0) }
+        @inlinable var flags: UInt8 { (edns ? 1 : 0) | (dnssecOK ? 2 : 0) | (checkingDisabled ? 4 : 0) }
     }
 
     public struct Limits: Sendable {
@@ -39,47 +44,61 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         public var minTTL: UInt32
         public var maxTTL: UInt32
         public var maxNegativeTTL: UInt32
+        @inlinable
         public init(capacity: Int, minTTL: UInt32 = 0, maxTTL: UInt32 = 86_400, maxNegativeTTL: UInt32 = 3_600) {
             self.capacity = capacity; self.minTTL = minTTL; self.maxTTL = maxTTL; self.maxNegativeTTL = maxNegativeTTL
         }
     }
 
+    @usableFromInline
     struct Entry: Sendable {
-        var view: View
+        @usableFromInline var view: View
         /// The answer (`answerLength` bytes), then each TTL field's offset as two bytes.
-        var blob: [UInt8]
-        var hash: Int
-        var maxSize: Int
-        var stored: Double
-        var expires: Double
-        var prev: Int32
-        var next: Int32
-        var type: UInt16
-        var qclass: UInt16
-        var answerLength: UInt16
+        @usableFromInline var blob: [UInt8]
+        @usableFromInline var hash: Int
+        @usableFromInline var maxSize: Int
+        @usableFromInline var stored: Double
+        @usableFromInline var expires: Double
+        @usableFromInline var prev: Int32 = -1
+        @usableFromInline var next: Int32 = -1
+        @usableFromInline var type: UInt16
+        @usableFromInline var qclass: UInt16
+        @usableFromInline var answerLength: UInt16
         /// The question name's wire length; the name sits at offset 12 of the answer.
-        var nameLength: UInt8
-        var flags: UInt8
+        @usableFromInline var nameLength: UInt8
+        @usableFromInline var flags: UInt8
+
+        @inlinable
+        init(key: Key, blob: [UInt8], hash: Int, stored: Double, expires: Double,
+             answerLength: UInt16, nameLength: UInt8) {
+            self.view = key.view; self.blob = blob; self.hash = hash; self.maxSize = key.maxSize
+            self.stored = stored; self.expires = expires
+            self.type = key.question.type; self.qclass = key.question.qclass
+            self.answerLength = answerLength; self.nameLength = nameLength; self.flags = key.flags
+        }
     }
 
     public let limits: Limits
-    private var index = SlotIndex()
-    private var entries: [Entry] = []
-    private var free: [Int32] = []
-    private var head: Int32 = -1  // most recently used
-    private var tail: Int32 = -1  // least recently used
-    public private(set) var hits = 0
-    public private(set) var misses = 0
-    public private(set) var evictions = 0
+    @usableFromInline var index = SlotIndex()
+    @usableFromInline var entries: [Entry] = []
+    @usableFromInline var free: [Int32] = []
+    @usableFromInline var head: Int32 = -1  // most recently used
+    @usableFromInline var tail: Int32 = -1  // least recently used
+    @usableFromInline var counts = (hits: 0, misses: 0, evictions: 0)
+    public var hits: Int { counts.hits }
+    public var misses: Int { counts.misses }
+    public var evictions: Int { counts.evictions }
 
+    @inlinable
     public init(limits: Limits) {
         self.limits = limits
     }
 
     /// Entry numbers are Int32: more entries than that are never kept.
-    private var capacity: Int { min(limits.capacity, Int(Int32.max)) }
+    @inlinable var capacity: Int { min(limits.capacity, Int(Int32.max)) }
 
     /// Forgets every entry (a reload may have changed what a view's pool answers).
+    @inlinable
     public mutating func removeAll() {
         index.removeAll()
         entries = []
@@ -88,11 +107,12 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         tail = -1
     }
 
-    public var count: Int { index.count }
+    @inlinable public var count: Int { index.count }
 
     /// Stores an answer the forwarder relayed. Only NOERROR and NXDOMAIN answers without
     /// TC are cached; the TTL is the smallest record TTL (negative answers: the SOA's
     /// RFC 2308 TTL; none: not cached), clamped to the limits.
+    @inlinable
     public mutating func store(_ key: Key, answer bytes: [UInt8], now: Double) {
         guard capacity > 0 else { return }
         let parsed = bytes.withUnsafeBytes { raw -> (DNSMessage, DNSRecordTTLs)? in
@@ -121,11 +141,9 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         blob += bytes.prefix(message.length)
         for o in ttls.offsets { blob.append(UInt8(o >> 8)); blob.append(UInt8(o & 0xFF)) }
         let hash = key.hashValue
-        let entry = Entry(view: key.view, blob: blob, hash: hash, maxSize: key.maxSize, stored: now,
-                          expires: now + Double(ttl), prev: -1, next: -1,
-                          type: key.question.type, qclass: key.question.qclass,
+        let entry = Entry(key: key, blob: blob, hash: hash, stored: now, expires: now + Double(ttl),
                           answerLength: UInt16(message.length),
-                          nameLength: UInt8(message.question.name.wire.count), flags: key.flags)
+                          nameLength: UInt8(message.question.name.wire.count))
         if let i = find(key, hash: hash).found {
             unlink(i)
             entries[Int(i)] = entry
@@ -134,7 +152,7 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         }
         if index.count >= capacity, tail >= 0 {
             remove(tail)
-            evictions += 1
+            counts.evictions += 1
         }
         let i: Int32
         if let f = free.popLast() {
@@ -156,14 +174,15 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
     /// The cached answer for `key`, ready for the client: its ID, its question name bytes
     /// (case), TTLs clamped to the entry's lifetime and counted down by its age. Nil when
     /// absent or expired.
+    @inlinable
     public mutating func lookup(_ key: Key, id: UInt16, questionName: [UInt8], now: Double) -> [UInt8]? {
-        guard let i = find(key, hash: key.hashValue).found else { misses += 1; return nil }
+        guard let i = find(key, hash: key.hashValue).found else { counts.misses += 1; return nil }
         guard entries[Int(i)].expires > now else {
             remove(i)
-            misses += 1
+            counts.misses += 1
             return nil
         }
-        hits += 1
+        counts.hits += 1
         unlink(i)
         pushFront(i)
         let e = entries[Int(i)]
@@ -197,7 +216,8 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
     }
 
     /// The entry stored for `key`, and the index slot it is in (or would go in).
-    private func find(_ key: Key, hash: Int) -> (slot: Int, found: Int32?) {
+    @inlinable
+    func find(_ key: Key, hash: Int) -> (slot: Int, found: Int32?) {
         let flags = key.flags
         return entries.withUnsafeBufferPointer { es in
             key.question.name.wire.withUnsafeBytes { name in
@@ -217,7 +237,8 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
     }
 
     /// Takes entry `i` out of the index and the LRU list and frees its bytes.
-    private mutating func remove(_ i: Int32) {
+    @inlinable
+    mutating func remove(_ i: Int32) {
         let hash = entries[Int(i)].hash
         index.remove(at: index.slot(of: i, hash: hash)) { entries[Int($0)].hash }
         unlink(i)
@@ -225,7 +246,8 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         free.append(i)
     }
 
-    private mutating func unlink(_ i: Int32) {
+    @inlinable
+    mutating func unlink(_ i: Int32) {
         let p = entries[Int(i)].prev, n = entries[Int(i)].next
         if p >= 0 { entries[Int(p)].next = n } else { head = n }
         if n >= 0 { entries[Int(n)].prev = p } else { tail = p }
@@ -233,7 +255,8 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         entries[Int(i)].next = -1
     }
 
-    private mutating func pushFront(_ i: Int32) {
+    @inlinable
+    mutating func pushFront(_ i: Int32) {
         entries[Int(i)].prev = -1
         entries[Int(i)].next = head
         if head >= 0 { entries[Int(head)].prev = i }

@@ -4,17 +4,21 @@
 /// It stores only 4-byte entry numbers: the keys live in the entries themselves, and the
 /// caller says through closures whether an entry matches and what an entry's hash is.
 /// That way a cache entry's key is held once, not a second time in a dictionary.
+/// Inlinable (like `AnswerCache`) so that clients compile it specialized.
+@usableFromInline
 struct SlotIndex: Sendable {
-    private(set) var slots: [Int32] = []
-    private(set) var count = 0
+    @usableFromInline var slots: [Int32] = []
+    @usableFromInline var count = 0
 
-    static let empty: Int32 = -1
+    @usableFromInline static let empty: Int32 = -1
 
-    private var mask: Int { slots.count - 1 }
+    @inlinable init() {}
+
+    @inlinable var mask: Int { slots.count - 1 }
 
     /// The slot holding an entry for which `matches` is true, probing from `hash`; or,
     /// when there is none, nil and the empty slot where such an entry would go.
-    func find(hash: Int, matches: (Int32) -> Bool) -> (slot: Int, found: Int32?) {
+    @inlinable func find(hash: Int, matches: (Int32) -> Bool) -> (slot: Int, found: Int32?) {
         guard !slots.isEmpty else { return (-1, nil) }
         var s = hash & mask
         while true {
@@ -26,7 +30,7 @@ struct SlotIndex: Sendable {
     }
 
     /// The slot holding `entry` (which must be in the index).
-    func slot(of entry: Int32, hash: Int) -> Int {
+    @inlinable func slot(of entry: Int32, hash: Int) -> Int {
         var s = hash & mask
         while slots[s] != entry { s = (s + 1) & mask }
         return s
@@ -34,14 +38,14 @@ struct SlotIndex: Sendable {
 
     /// Puts `entry` in the empty `slot` that `find` returned. Growing invalidates slots,
     /// so call `reserve` before `find` when inserting.
-    mutating func insert(_ entry: Int32, at slot: Int) {
+    @inlinable mutating func insert(_ entry: Int32, at slot: Int) {
         slots[slot] = entry
         count += 1
     }
 
     /// Makes room for one more entry, rehashing every entry (through `hashOf`) when the
     /// table would get more than half full.
-    mutating func reserveOneMore(hashOf: (Int32) -> Int) {
+    @inlinable mutating func reserveOneMore(hashOf: (Int32) -> Int) {
         guard (count + 1) * 2 > slots.count else { return }
         let old = slots
         slots = Array(repeating: SlotIndex.empty, count: max(16, slots.count * 2))
@@ -54,7 +58,7 @@ struct SlotIndex: Sendable {
 
     /// Empties `slot`, moving later entries of the same probe run back so every entry stays
     /// reachable from its home slot.
-    mutating func remove(at slot: Int, hashOf: (Int32) -> Int) {
+    @inlinable mutating func remove(at slot: Int, hashOf: (Int32) -> Int) {
         var hole = slot
         var j = slot
         while true {
@@ -73,7 +77,7 @@ struct SlotIndex: Sendable {
         count -= 1
     }
 
-    mutating func removeAll() {
+    @inlinable mutating func removeAll() {
         slots = []
         count = 0
     }
