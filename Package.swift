@@ -8,6 +8,11 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "markdns", targets: ["markdns"]),
+        // The pure modules, for the micro-benchmarks in Benchmarks/ (a separate package).
+        .library(name: "DNSWire", targets: ["DNSWire"]),
+        .library(name: "DNSCache", targets: ["DNSCache"]),
+        .library(name: "MarkCore", targets: ["MarkCore"]),
+        .library(name: "MarkPolicy", targets: ["MarkPolicy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

@@ -25,9 +25,8 @@ public struct DNSHeader: Equatable, Sendable {
 
     /// Appends the header in network byte order.
     public func write(into out: inout [UInt8]) {
-        for v in [id, flags, qdcount, ancount, nscount, arcount] {
-            out.append(UInt8(v >> 8)); out.append(UInt8(v & 0xFF))
-        }
+        out.appendBE(id); out.appendBE(flags); out.appendBE(qdcount)
+        out.appendBE(ancount); out.appendBE(nscount); out.appendBE(arcount)
     }
 }
 

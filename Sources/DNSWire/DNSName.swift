@@ -55,12 +55,23 @@ public struct DNSName: Sendable, CustomStringConvertible {
 
     /// Reads a possibly compressed name at the reader's offset and leaves the reader just
     /// past the name's bytes at that position (not past pointer targets).
+    /// The labels are gathered on the stack, then copied into an array of exactly the
+    /// name's length: one allocation per name, whatever its length.
     static func read(from reader: inout WireReader) throws(DNSWireError) -> DNSName {
-        var out: [UInt8] = []
-        out.reserveCapacity(32)
-        try walk(reader: &reader) { label in out.append(contentsOf: label) }
-        out.append(0)
-        return DNSName(uncheckedWire: out)
+        let result = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxWireLength) { buffer in
+            Result { () throws(DNSWireError) -> DNSName in
+                var count = 0
+                // `walk` enforces maxWireLength, so the labels and the root byte fit.
+                try walk(reader: &reader) { label in
+                    UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[count..<(count + label.count)])
+                        .copyMemory(from: label)
+                    count += label.count
+                }
+                buffer[count] = 0
+                return DNSName(uncheckedWire: Array(buffer[0...count]))
+            }
+        }
+        return try result.get()
     }
 
     /// Validates a name without building it.
@@ -115,15 +126,27 @@ public struct DNSName: Sendable, CustomStringConvertible {
 
 extension DNSName: Hashable {
     public static func == (lhs: DNSName, rhs: DNSName) -> Bool {
-        guard lhs.wire.count == rhs.wire.count else { return false }
-        for i in lhs.wire.indices where asciiLower(lhs.wire[i]) != asciiLower(rhs.wire[i]) {
+        lhs.wire.withUnsafeBytes { l in rhs.wire.withUnsafeBytes { r in equalIgnoringCase(l, r) } }
+    }
+
+    /// Whether two byte strings (such as uncompressed wire names) are equal ignoring
+    /// ASCII case (RFC 4343).
+    public static func equalIgnoringCase(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        guard a.count == b.count else { return false }
+        for i in 0..<a.count where asciiLower(a[i]) != asciiLower(b[i]) {
             return false
         }
         return true
     }
 
+    /// Hashes the lower-cased bytes in one go (a stack copy; names are at most 255 bytes).
     public func hash(into hasher: inout Hasher) {
-        for b in wire { hasher.combine(asciiLower(b)) }
+        wire.withUnsafeBufferPointer { w in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: w.count) { lower in
+                for i in 0..<w.count { lower[i] = asciiLower(w[i]) }
+                hasher.combine(bytes: UnsafeRawBufferPointer(lower))
+            }
+        }
     }
 }
 

@@ -18,8 +18,8 @@ public struct DNSQuestion: Hashable, Sendable, CustomStringConvertible {
     /// Appends the question uncompressed.
     public func write(into out: inout [UInt8]) {
         out.append(contentsOf: name.wire)
-        out.append(UInt8(type >> 8)); out.append(UInt8(type & 0xFF))
-        out.append(UInt8(qclass >> 8)); out.append(UInt8(qclass & 0xFF))
+        out.appendBE(type)
+        out.appendBE(qclass)
     }
 }
 

@@ -15,6 +15,7 @@ public struct DNSRecordTTLs: Equatable, Sendable {
         var out = DNSRecordTTLs(offsets: [], minimum: nil, negative: nil)
         let h = message.header
         let counted = Int(h.ancount) + Int(h.nscount)
+        out.offsets.reserveCapacity(counted + Int(h.arcount))
         for i in 0..<(counted + Int(h.arcount)) {
             try DNSName.skip(from: &r)
             let type = try r.u16()

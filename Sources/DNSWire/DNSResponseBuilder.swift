@@ -33,8 +33,11 @@ public enum DNSResponseBuilder {
 
     /// Appends an OPT record with our payload size, version 0, no flags, no options.
     public static func appendOPT(into out: inout [UInt8]) {
-        let size = advertisedPayloadSize
-        out.append(contentsOf: [0, 0, 41, UInt8(size >> 8), UInt8(size & 0xFF), 0, 0, 0, 0, 0, 0])
+        out.append(0)                       // owner: the root
+        out.appendBE(DNSType.opt)
+        out.appendBE(advertisedPayloadSize)  // CLASS: UDP payload size
+        out.appendBE(UInt32(0))              // extended rcode, version, flags
+        out.appendBE(UInt16(0))              // RDLENGTH: no options
     }
 }
 
@@ -46,9 +49,15 @@ extension DNSResponseBuilder {
     /// Addresses must be 4 bytes (A) or 16 bytes (AAAA); each is typed by its length.
     public static func localAnswer(to query: DNSMessage, rcode: DNSRcode = .noError,
                                    addresses: [[UInt8]] = [], ttl: UInt32) -> [UInt8] {
-        let records = addresses.filter { $0.count == 4 || $0.count == 16 }
-            .map { LocalRR(owner: nil, type: $0.count == 4 ? DNSType.a : DNSType.aaaa, rdata: $0) }
-        return localAnswer(to: query, rcode: rcode, records: records, ttl: ttl)
+        let usable = { (a: [UInt8]) in a.count == 4 || a.count == 16 }
+        var records = 0
+        for address in addresses where usable(address) { records += 1 }
+        var out = localAnswerStart(to: query, rcode: rcode, records: records, size: records * 28)
+        for address in addresses where usable(address) {
+            appendRecord(owner: nil, type: address.count == 4 ? DNSType.a : DNSType.aaaa, ttl: ttl, rdata: address, into: &out)
+        }
+        if query.edns != nil { appendOPT(into: &out) }
+        return out
     }
 
     /// A record of a local answer: `owner` nil means the question's name (compressed to
@@ -67,20 +76,30 @@ extension DNSResponseBuilder {
     public static func localAnswer(to query: DNSMessage, rcode: DNSRcode = .noError,
                                    records: [LocalRR], ttl: UInt32) -> [UInt8] {
         let records = records.filter { $0.rdata.count <= 0xFFFF }
-        var out: [UInt8] = []
-        out.reserveCapacity(query.questionEnd + records.reduce(0) { $0 + 12 + $1.rdata.count } + 11)
-        let flags: UInt16 = 0x8000 | (query.header.flags & 0x7900) | 0x0400 | 0x0080 | UInt16(rcode.rawValue)
-        DNSHeader(id: query.header.id, flags: flags, qdcount: 1, ancount: UInt16(records.count),
-                  arcount: query.edns == nil ? 0 : 1).write(into: &out)
-        query.question.write(into: &out)
-        for r in records {
-            if let owner = r.owner { out += owner } else { out += [0xC0, 0x0C] }
-            out += [UInt8(r.type >> 8), UInt8(r.type & 0xFF), 0, 1]
-            out += [UInt8(ttl >> 24), UInt8((ttl >> 16) & 0xFF), UInt8((ttl >> 8) & 0xFF), UInt8(ttl & 0xFF)]
-            out += [UInt8(r.rdata.count >> 8), UInt8(r.rdata.count & 0xFF)]
-            out += r.rdata
-        }
+        var out = localAnswerStart(to: query, rcode: rcode, records: records.count,
+                                   size: records.reduce(0) { $0 + 12 + ($1.owner?.count ?? 0) + $1.rdata.count })
+        for r in records { appendRecord(owner: r.owner, type: r.type, ttl: ttl, rdata: r.rdata, into: &out) }
         if query.edns != nil { appendOPT(into: &out) }
         return out
+    }
+
+    /// Header (QR, AA, RA, the rcode; `records` answers) and the question.
+    private static func localAnswerStart(to query: DNSMessage, rcode: DNSRcode, records: Int, size: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(query.questionEnd + size + 11)
+        let flags: UInt16 = 0x8000 | (query.header.flags & 0x7900) | 0x0400 | 0x0080 | UInt16(rcode.rawValue)
+        DNSHeader(id: query.header.id, flags: flags, qdcount: 1, ancount: UInt16(records),
+                  arcount: query.edns == nil ? 0 : 1).write(into: &out)
+        query.question.write(into: &out)
+        return out
+    }
+
+    private static func appendRecord(owner: [UInt8]?, type: UInt16, ttl: UInt32, rdata: [UInt8], into out: inout [UInt8]) {
+        if let owner { out.append(contentsOf: owner) } else { out.appendBE(UInt16(0xC00C)) }  // pointer to the question
+        out.appendBE(type)
+        out.appendBE(UInt16(1))  // class IN
+        out.appendBE(ttl)
+        out.appendBE(UInt16(rdata.count))
+        out.append(contentsOf: rdata)
     }
 }
