@@ -34,8 +34,8 @@ public final class NetlinkMarkSource: MarkSource {
         let (src, dst) = flow.replyTuple
         let family = src.address.isIPv6 ? AF_INET6 : AF_INET
         var mark: UInt32 = 0
-        let rc = src.address.bytes.withUnsafeBytes { s in
-            dst.address.bytes.withUnsafeBytes { d in
+        let rc = src.address.withUnsafeBytes { s in
+            dst.address.withUnsafeBytes { d in
                 markdns_ct_get_mark_by_reply(ctx, family, flow.proto.rawValue,
                                              s.baseAddress, d.baseAddress,
                                              src.port, dst.port, &mark)

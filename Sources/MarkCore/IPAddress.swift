@@ -16,11 +16,11 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         if text.contains(":") {
             var a = in6_addr()
             guard inet_pton(AF_INET6, text, &a) == 1 else { return nil }
-            self = .v6(withUnsafeBytes(of: &a) { Array($0) })
+            self = .v6(Swift.withUnsafeBytes(of: &a) { Array($0) })
         } else {
             var a = in_addr()
             guard inet_pton(AF_INET, text, &a) == 1 else { return nil }
-            let b = withUnsafeBytes(of: &a) { Array($0) }
+            let b = Swift.withUnsafeBytes(of: &a) { Array($0) }
             self = .v4(b[0], b[1], b[2], b[3])
         }
     }
@@ -30,6 +30,18 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         case 4: self = .v4(bytes[0], bytes[1], bytes[2], bytes[3])
         case 16: self = .v6(bytes)
         default: return nil
+        }
+    }
+
+    /// The address bytes, without building an array (v4: a stack tuple).
+    @inlinable
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        switch self {
+        case let .v4(a, b, c, d):
+            let t = (a, b, c, d)
+            return try Swift.withUnsafeBytes(of: t) { try body($0) }
+        case let .v6(bytes):
+            return try bytes.withUnsafeBytes { try body($0) }
         }
     }
 

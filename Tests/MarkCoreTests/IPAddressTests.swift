@@ -113,3 +113,12 @@ struct IPAddressTests {
         }
     }
 }
+
+@Suite("IPAddress.withUnsafeBytes")
+struct IPAddressRawBytesTests {
+    @Test(arguments: ["192.0.2.1", "0.0.0.0", "255.254.253.252", "2001:db8::1", "::", "fd00:1:2:3:4:5:6:7"])
+    func sameBytesAsTheArray(_ text: String) {
+        let a = IPAddress(text)!
+        #expect(a.withUnsafeBytes { Array($0) } == a.bytes)
+    }
+}
