@@ -333,15 +333,25 @@ final class QueryEngine {
         let start = now
         txn.attemptStarted = start
         let budget = TimeAmount.nanoseconds(Int64(max(txn.deadline - start, 0) * 1e9))
-        txn.timer = loop.assumeIsolated().scheduleTask(in: min(config.upstreamTimeout, budget)) { [weak self, weak txn] in
-            guard let self, let txn, txn.attempt == attempt, !txn.finished else { return }
-            self.counters.upstreamTimeouts += 1
-            self.attemptFailed(txn, outcome: .timeout)
-        }
+        // The transaction is its own timer handler: no closure, promise or task object per
+        // attempt (scheduleTask allocated three).
+        txn.engine = self
+        txn.timerDeadline = .now() + min(config.upstreamTimeout, budget)
+        txn.timer = try? loop.assumeIsolated().scheduleCallback(at: txn.timerDeadline, handler: txn)
         switch txn.upstreamProtocol {
         case .udp: sendUDP(txn, upstream: index, attempt: attempt)
         case .tcp: sendTCP(txn, upstream: index, attempt: attempt)
         }
+    }
+
+    /// The current attempt of `txn` got no answer in time.
+    func attemptTimedOut(_ txn: Transaction) {
+        // A callback already due when its attempt ended may still run: it is stale unless
+        // the current attempt's own deadline has passed.
+        guard !txn.finished, txn.timer != nil, NIODeadline.now() >= txn.timerDeadline else { return }
+        txn.timer = nil
+        counters.upstreamTimeouts += 1
+        attemptFailed(txn, outcome: .timeout)
     }
 
     /// Ends the current attempt (releases its socket slot or connection) and follows the plan.
@@ -366,8 +376,10 @@ final class QueryEngine {
     }
 
     private func endAttempt(_ txn: Transaction) {
-        txn.timer?.cancel()
-        txn.timer = nil
+        if let timer = txn.timer {
+            txn.timer = nil
+            timer.cancel()
+        }
         if let socket = txn.udpSocket {
             if socket.pending[txn.sentID] === txn { socket.pending[txn.sentID] = nil }
             txn.udpSocket = nil
@@ -384,7 +396,9 @@ final class QueryEngine {
         guard !txn.finished else { return }
         endAttempt(txn)
         txn.finished = true
-        if let key = txn.inflightKey, inflight[key] === txn { inflight[key] = nil }
+        if let key = txn.inflightKey, let removed = inflight.removeValue(forKey: key), removed !== txn {
+            inflight[key] = removed  // another transaction leads this key now (rare)
+        }
         let everyone = [Follower(query: txn.query, reply: txn.reply, tcpClient: txn.tcpClient,
                                  client: txn.flow.client.address, event: txn.event)] + txn.followers
         for client in everyone {
@@ -764,9 +778,28 @@ struct CacheView: Hashable, Sendable {
     var upstreamMark: UInt32
 }
 
+/// The coalescing key, hashed once: the dictionary of queries in flight is probed up to
+/// four times per query (find, insert, find, remove) and hashing the view's names and the
+/// question is most of a probe's cost.
 struct InflightKey: Hashable {
-    var cache: AnswerCache<CacheView>.Key
-    var proto: TransportProtocol
+    let cache: AnswerCache<CacheView>.Key
+    let proto: TransportProtocol
+    private let hash: Int
+
+    init(cache: AnswerCache<CacheView>.Key, proto: TransportProtocol) {
+        self.cache = cache
+        self.proto = proto
+        var h = Hasher()
+        h.combine(cache)
+        h.combine(proto)
+        self.hash = h.finalize()
+    }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+
+    static func == (a: InflightKey, b: InflightKey) -> Bool {
+        a.hash == b.hash && a.proto == b.proto && a.cache == b.cache
+    }
 }
 
 /// A client waiting on another client's identical query in flight.

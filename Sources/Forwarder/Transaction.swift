@@ -22,7 +22,11 @@ final class Transaction {
     var attemptStarted: Double = 0
     /// Bumped for every attempt, so events of an abandoned attempt are recognised.
     var attempt = 0
-    var timer: Scheduled<Void>?
+    /// The timeout of the current attempt (nil once it fired or was cancelled).
+    var timer: NIOScheduledCallback?
+    var timerDeadline = NIODeadline.uptimeNanoseconds(0)
+    /// Whose timer this is (set when an attempt starts).
+    weak var engine: QueryEngine?
     var udpSocket: UpstreamUDPSocket?
     var sentID: UInt16 = 0
     var tcpChannel: (any Channel)?
@@ -50,5 +54,11 @@ final class Transaction {
         self.deadline = deadline
         // Servers that timed out get a second round, within the deadline.
         self.plan = UpstreamPlan(upstreamCount: upstreams.count, rounds: 2)
+    }
+}
+
+extension Transaction: NIOScheduledCallbackHandler {
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        engine?.attemptTimedOut(self)
     }
 }
