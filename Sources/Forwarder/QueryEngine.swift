@@ -43,6 +43,8 @@ final class QueryEngine {
     private var pools: [UpstreamUDPPool.Key: UpstreamUDPPool] = [:]
     /// Port quarantine and TCP limits, shared by the engines of all loops.
     let shared: SharedState
+    /// UDP writes of this loop tick, flushed together (sendmmsg).
+    let batcher: WriteBatcher
     private var random = SecureRandom()
     private var loggedNoMark: Set<NoMarkReason> = []
     private var outstanding = 0
@@ -58,6 +60,7 @@ final class QueryEngine {
          logger: Logger) {
         self.loop = loop
         self.shared = shared
+        self.batcher = WriteBatcher(loop: loop)
         self.config = config
         self.markSource = markSource
         self.logger = logger
@@ -322,7 +325,7 @@ final class QueryEngine {
         completePending(response: bytes)
         var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        reply.send(buffer)
+        reply.send(buffer, batcher: batcher)
     }
 
     // MARK: - Attempts
@@ -422,7 +425,7 @@ final class QueryEngine {
                 }
                 counters.answered += 1
                 complete(client.event, query: client.query, rcode: rcode(of: answer), upstream: txn.upstreams[txn.plan.current])
-                client.reply.send(copy)
+                client.reply.send(copy, batcher: batcher)
                 client.tcpClient?.queryDone()
             }
         } else {
@@ -546,7 +549,7 @@ final class QueryEngine {
         var bytes = txn.upstreamQuery
         bytes.withUnsafeMutableReadableBytes { DNSRewrite.setID(id, in: $0) }
         counters.upstreamSent += 1
-        socket.channel.writeAndFlush(bytes, promise: nil)
+        batcher.write(socket.channel, bytes)
         if socket.used >= config.queriesPerSocket { retire(socket) }
     }
 
@@ -577,6 +580,7 @@ final class QueryEngine {
         let bound = NIOLoopBound(self, eventLoop: loop)
         var bootstrap = DatagramBootstrap(group: loop)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4096))
+            .channelOption(.datagramVectorReadMessageCount, value: 8)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(UpstreamUDPHandler(engine: bound.value))

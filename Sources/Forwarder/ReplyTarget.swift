@@ -7,10 +7,12 @@ enum ReplyTarget {
     /// A client TCP connection (length framing is added by its pipeline).
     case tcp(any Channel)
 
-    func send(_ bytes: ByteBuffer) {
+    /// UDP answers go through the batcher (flushed at the end of the loop tick); TCP ones
+    /// are flushed at once.
+    func send(_ bytes: ByteBuffer, batcher: WriteBatcher) {
         switch self {
         case .udp(let channel, let client):
-            channel.writeAndFlush(AddressedEnvelope(remoteAddress: client, data: bytes), promise: nil)
+            batcher.write(channel, AddressedEnvelope(remoteAddress: client, data: bytes))
         case .tcp(let channel):
             channel.writeAndFlush(bytes, promise: nil)
         }
