@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "markdns", targets: ["markdns"]),
+        .executable(name: "MarkdnsFuzz", targets: ["MarkdnsFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -63,6 +64,13 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            swiftSettings: strict
+        ),
+        // libFuzzer target over the pure query-handling core (scripts/fuzz.sh builds it with
+        // --sanitize=fuzzer; a plain build only compiles it).
+        .executableTarget(
+            name: "MarkdnsFuzz",
+            dependencies: ["DNSWire", "DNSCache", "MarkCore", "MarkPolicy"],
             swiftSettings: strict
         ),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
