@@ -33,6 +33,6 @@ execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
 echo "fuzz: ${seconds}s, executions: ${execs:-?}, last status: ${done_line:-none}"
 if [ "$status" -ne 0 ]; then
     echo "fuzz: FAILED (exit $status); the input is in fuzz-artifacts/:" >&2
-    grep -E 'invariant violated|ERROR: AddressSanitizer|Fatal error|Test unit written' "$log" >&2 || tail -30 "$log" >&2
+    grep -E 'invariant violated|ERROR: (Address|Leak)Sanitizer|Fatal error|Test unit written' "$log" >&2 || tail -30 "$log" >&2
     exit "$status"
 fi
