@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "DNSCache", targets: ["DNSCache"]),
         .library(name: "MarkCore", targets: ["MarkCore"]),
         .library(name: "MarkPolicy", targets: ["MarkPolicy"]),
+        .executable(name: "MarkdnsFuzz", targets: ["MarkdnsFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -90,6 +91,13 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            swiftSettings: strict
+        ),
+        // libFuzzer target over the pure query-handling core (scripts/fuzz.sh builds it with
+        // --sanitize=fuzzer; a plain build only compiles it).
+        .executableTarget(
+            name: "MarkdnsFuzz",
+            dependencies: ["DNSWire", "DNSCache", "MarkCore", "MarkPolicy"],
             swiftSettings: strict
         ),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),

@@ -79,12 +79,21 @@ public struct DNSName: Sendable, CustomStringConvertible {
         try walk(reader: &reader) { _ in }
     }
 
+    /// Validates a name and reports every byte range it reads through a compression
+    /// pointer (labels, the root label, further pointers): bytes elsewhere in the message
+    /// that a rewrite of those bytes would change the name of.
+    static func skip(from reader: inout WireReader, visitingPointedTo visit: (Range<Int>) -> Void) throws(DNSWireError) {
+        try walk(reader: &reader, visitPointedTo: visit) { _ in }
+    }
+
     /// Walks the labels of a name, calling `body` with each label's wire bytes (length
     /// byte included). Enforces label and name length limits. Every compression pointer
     /// must point strictly before itself, and once a pointer is followed every later byte
     /// of the name must lie before that pointer: positions only ever move backwards across
     /// jumps, so loops are impossible and a name never reads bytes past where it started.
-    private static func walk(reader: inout WireReader,
+    /// A pointer into the 12-byte header is rejected: the header holds no names, and a name
+    /// read from the ID would change whenever a forwarder rewrites the ID (found by fuzzing).
+    private static func walk(reader: inout WireReader, visitPointedTo: (Range<Int>) -> Void = { _ in },
                              _ body: (UnsafeRawBufferPointer) -> Void) throws(DNSWireError) {
         let bytes = reader.bytes
         var pos = reader.offset
@@ -98,6 +107,7 @@ public struct DNSName: Sendable, CustomStringConvertible {
             switch len & 0xC0 {
             case 0x00:
                 if len == 0 {
+                    if endAfterName != nil { visitPointedTo(pos..<(pos + 1)) }
                     reader.offset = endAfterName ?? (pos + 1)
                     return
                 }
@@ -107,12 +117,14 @@ public struct DNSName: Sendable, CustomStringConvertible {
                 }
                 wireLength += l + 1
                 guard wireLength <= maxWireLength else { throw .nameTooLong }
+                if endAfterName != nil { visitPointedTo(pos..<(pos + 1 + l)) }
                 body(UnsafeRawBufferPointer(rebasing: bytes[pos..<(pos + 1 + l)]))
                 pos += 1 + l
             case 0xC0:
                 guard pos + 1 < limit else { throw endAfterName == nil ? .truncated : .badPointer }
                 let target = Int(len & 0x3F) << 8 | Int(bytes[pos + 1])
-                guard target < pos, hops < maxPointerHops else { throw .badPointer }
+                guard target >= DNSHeader.size, target < pos, hops < maxPointerHops else { throw .badPointer }
+                if endAfterName != nil { visitPointedTo(pos..<(pos + 2)) }
                 hops += 1
                 if endAfterName == nil { endAfterName = pos + 2 }
                 limit = pos

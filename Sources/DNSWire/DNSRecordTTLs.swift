@@ -2,6 +2,10 @@
 /// and what they allow: the smallest TTL of the answer and authority records, and the
 /// negative-caching TTL of an SOA in the authority section (RFC 2308: min(SOA TTL,
 /// SOA MINIMUM)). OPT pseudo-records are skipped.
+///
+/// A message whose owner or SOA names are read, through a compression pointer, from bytes
+/// of a TTL field is refused (`badPointer`): counting TTLs down would change those names
+/// (found by fuzzing the cache). Names inside other RDATA are not walked.
 public struct DNSRecordTTLs: Equatable, Sendable {
     /// Byte offsets of every TTL field outside OPT records.
     public var offsets: [Int]
@@ -16,8 +20,12 @@ public struct DNSRecordTTLs: Equatable, Sendable {
         let h = message.header
         let counted = Int(h.ancount) + Int(h.nscount)
         out.offsets.reserveCapacity(counted + Int(h.arcount))
+        // Pointers only go backwards: only TTL fields already seen can be read again.
+        var readThroughTTL = false
+        let check: (Range<Int>) -> Void = { range in readThroughTTL = readThroughTTL || out.overlapsTTL(range) }
         for i in 0..<(counted + Int(h.arcount)) {
-            try DNSName.skip(from: &r)
+            try DNSName.skip(from: &r, visitingPointedTo: check)
+            guard !readThroughTTL else { throw .badPointer }
             let type = try r.u16()
             _ = try r.u16()
             let ttlOffset = r.offset
@@ -32,8 +40,9 @@ public struct DNSRecordTTLs: Equatable, Sendable {
             if type == DNSType.soa, i >= Int(h.ancount), out.negative == nil {
                 // SOA RDATA: MNAME, RNAME, then SERIAL REFRESH RETRY EXPIRE MINIMUM.
                 var s = WireReader(bytes, offset: rdataStart)
-                try DNSName.skip(from: &s)
-                try DNSName.skip(from: &s)
+                try DNSName.skip(from: &s, visitingPointedTo: check)
+                try DNSName.skip(from: &s, visitingPointedTo: check)
+                guard !readThroughTTL else { throw .badPointer }
                 try s.skip(16)
                 let minimumField = try s.u32()
                 guard s.offset <= rdataStart + rdlength else { throw .truncated }
@@ -41,5 +50,15 @@ public struct DNSRecordTTLs: Equatable, Sendable {
             }
         }
         return out
+    }
+
+    /// True when `range` shares a byte with a TTL field found so far (offsets ascend).
+    func overlapsTTL(_ range: Range<Int>) -> Bool {
+        var lo = 0, hi = offsets.count
+        while lo < hi {  // first TTL field ending after range.lowerBound
+            let mid = (lo + hi) / 2
+            if offsets[mid] + 4 <= range.lowerBound { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < offsets.count && offsets[lo] < range.upperBound
     }
 }

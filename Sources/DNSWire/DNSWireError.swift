@@ -9,7 +9,7 @@ public enum DNSWireError: Error, Equatable, Sendable {
     case badLabel
     /// A name longer than 255 bytes on the wire (after decompression).
     case nameTooLong
-    /// A compression pointer that does not point strictly backwards, or too many hops.
+    /// A compression pointer into the header or not strictly backwards, or too many hops.
     case badPointer
     /// The question count is not 1 (a query we can forward has exactly one question).
     case badQuestionCount

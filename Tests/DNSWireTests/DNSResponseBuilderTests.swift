@@ -96,11 +96,16 @@ struct DNSResponseBuilderTests {
         #expect(back.header.rcode == 5)
     }
 
-    @Test func compressedQuestionIsEchoedUncompressed() throws {
-        let qbytes = headerBytes(id: 0x0161, flags: 0x0001) + pointer(0) + be16(16) + be16(3)
+    @Test func questionIsEchoedAsReceived() throws {
+        // A compressed question cannot exist: only the header precedes it, and pointers into
+        // the header are rejected. The question is echoed byte for byte, case included.
+        #expect(throws: DNSWireError.badPointer) {
+            try DNSMessage.parse(headerBytes(id: 0x0161, flags: 0x0001) + pointer(0) + be16(16) + be16(3))
+        }
+        let qbytes = headerBytes(id: 0x0161, flags: 0x0001) + [1, 0x41, 0] + be16(16) + be16(3)
         let query = try DNSMessage.parse(qbytes)
         let out = DNSResponseBuilder.errorResponse(to: query, rcode: .refused)
-        #expect(Array(out[12...]) == [1, 0x61, 0] + be16(16) + be16(3))
+        #expect(Array(out[12...]) == [1, 0x41, 0] + be16(16) + be16(3))
         let back = try DNSMessage.parse(out)
         #expect(back.question == query.question)
         #expect(back.question.type == 16 && back.question.qclass == 3)
