@@ -580,7 +580,6 @@ final class QueryEngine {
         let bound = NIOLoopBound(self, eventLoop: loop)
         var bootstrap = DatagramBootstrap(group: loop)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4096))
-            .channelOption(.datagramVectorReadMessageCount, value: 8)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(UpstreamUDPHandler(engine: bound.value))
