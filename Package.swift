@@ -31,6 +31,8 @@ let package = Package(
             pkgConfig: "libnetfilter_conntrack libmnl",
             providers: [.apt(["libnetfilter-conntrack-dev", "libmnl-dev"])]
         ),
+        // C: per-thread prctl/capset wrappers for dropping root (serve --user).
+        .systemLibrary(name: "CPrivileges"),
         // Pure: DNS wire format. No I/O, no Foundation, no NIO.
         .target(name: "DNSWire", swiftSettings: strict),
         // Pure: the answer cache (bounded LRU, TTL countdown, keyed by policy view).
@@ -60,6 +62,7 @@ let package = Package(
                 "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "Conntrack", "MarkStats",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -84,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "markdns",
             dependencies: [
-                "Forwarder", "MarkCore", "MarkPolicy", "MarkStats", "Observability", "Conntrack",
+                "Forwarder", "MarkCore", "MarkPolicy", "MarkStats", "Observability", "Conntrack", "CPrivileges",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

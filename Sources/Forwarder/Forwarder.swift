@@ -1,7 +1,9 @@
 import Conntrack
+import Dispatch
 import Logging
 import MarkCore
 import MarkPolicy
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
 import NIOPosix
@@ -27,6 +29,8 @@ public final class Forwarder: Sendable {
     private let engines: [NIOLoopBound<QueryEngine>]
     private let channels: [any Channel]
     private let localData: LocalDataLoader
+    /// The TCP listening sockets (also in `channels`): closed first on shutdown.
+    private let tcpListeners: [any Channel]
     public let boundAddresses: [String]
     private let logger: Logger
 
@@ -77,6 +81,7 @@ public final class Forwarder: Sendable {
         }
         localData.start()
         var channels: [any Channel] = []
+        var tcpListeners: [any Channel] = []
         var names: [String] = []
         do {
             for endpoint in try expandWildcards(config.listen, logger: logger) {
@@ -90,6 +95,7 @@ public final class Forwarder: Sendable {
                     tcp.append(try bindTCP(address, engine: engine, config: config, reusePort: threads > 1))
                 }
                 channels += udp + tcp
+                tcpListeners += tcp
                 // One client address, one loop (socket i of the group belongs to loop i).
                 for group in [udp, tcp] {
                     ClientSteering.attach(to: group[0], ipv6: endpoint.address.isIPv6, loops: threads, logger: logger)
@@ -103,34 +109,50 @@ public final class Forwarder: Sendable {
             throw error
         }
         logger.info("listening on \(names.joined(separator: ", ")) (udp+tcp); pools \(config.policy.config.pools.map { "\($0.name)=\($0.servers.map(\.description).joined(separator: ","))" }.joined(separator: " ")); marks from \(!hasMarkSource ? "nowhere (unmarked)" : "ctnetlink"), mask \(hex(config.policy.mask)), on-missing \(config.policy.config.conntrack.onMissing.rawValue); \(threads) event loop(s)")
-        return Forwarder(group: group, engines: engines, channels: channels, localData: localData,
+        return Forwarder(group: group, engines: engines, channels: channels, tcpListeners: tcpListeners, localData: localData,
                          boundAddresses: names, logger: logger)
     }
 
     private init(group: MultiThreadedEventLoopGroup, engines: [NIOLoopBound<QueryEngine>],
-                 channels: [any Channel], localData: LocalDataLoader, boundAddresses: [String], logger: Logger) {
+                 channels: [any Channel], tcpListeners: [any Channel], localData: LocalDataLoader, boundAddresses: [String], logger: Logger) {
         self.group = group
         self.engines = engines
         self.channels = channels
         self.localData = localData
+        self.tcpListeners = tcpListeners
         self.boundAddresses = boundAddresses
         self.logger = logger
     }
 
     /// Stops accepting queries, waits up to `drainTimeout` for those in flight, and
     /// returns the final counters.
+    ///
+    /// At once: the TCP listeners close (new connections are refused), and queries that
+    /// still arrive (UDP, or on open TCP connections) are not forwarded (UDP: SERVFAIL;
+    /// cache hits are still answered). Queries in flight are answered as their upstream
+    /// answers; at the deadline the rest are dropped (logged). Then every socket closes.
     public func shutdown(drainTimeout: TimeAmount = .seconds(2)) -> Counters {
-        // Every engine stops taking queries and drains (in parallel); then the listeners
-        // close (answers in flight leave through them).
+        // New TCP connections are refused at once.
+        let stopAccepting = tcpListeners.map { channel in channel.eventLoop.flatSubmit { channel.close() } }
+        // Every engine stops taking queries and drains (in parallel) up to the deadline;
+        // then the listeners close (answers in flight leave through them).
+        let logger = self.logger
         let drained = engines.map { engine in
             engine.eventLoop.flatSubmit {
                 let loop = engine.eventLoop
                 let done = loop.makePromise(of: Void.self)
                 engine.value.drain().cascade(to: done)
-                loop.scheduleTask(in: drainTimeout) { done.succeed(()) }
-                return done.futureResult
+                let deadline = loop.scheduleTask(in: drainTimeout) {
+                    let left = engine.value.inFlight
+                    if left > 0 {
+                        logger.warning("drain deadline (\(drainTimeout.nanoseconds / 1_000_000) ms) reached: \(left) queries still in flight are dropped")
+                    }
+                    done.succeed(())
+                }
+                return done.futureResult.map { deadline.cancel() }
             }
         }
+        for f in stopAccepting { try? f.wait() }
         for f in drained { try? f.wait() }
         let closing = channels.map { channel in channel.eventLoop.flatSubmit { channel.close() } }
         for c in closing { try? c.wait() }
@@ -141,6 +163,39 @@ public final class Forwarder: Sendable {
         localData.stop()
         try? group.syncShutdownGracefully()
         return total
+    }
+
+    /// Runs `before` on every event loop thread, then `body` on the calling thread while
+    /// every loop is parked (blocked: it handles no I/O), then, if both succeeded, `after`
+    /// on every loop thread before it serves again. For a process-wide change whose
+    /// per-thread parts must land on the loop threads with no query handled in between
+    /// (dropping root: the keep-caps flag and capabilities are per thread).
+    public func withLoopsParked(before: @escaping @Sendable () throws -> Void,
+                                _ body: () throws -> Void,
+                                after: @escaping @Sendable () throws -> Void) throws {
+        var loops: [any EventLoop] = []
+        for loop in group.makeIterator() { loops.append(loop) }
+        let parked = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let beforeError = NIOLockedValueBox<(any Error)?>(nil)
+        let proceed = NIOLockedValueBox(false)
+        let finished = loops.map { loop in
+            loop.submit {
+                do { try before() } catch { beforeError.withLockedValue { $0 = $0 ?? error } }
+                parked.signal()
+                release.wait()
+                if proceed.withLockedValue({ $0 }) { try after() }
+            }
+        }
+        for _ in loops { parked.wait() }
+        let result = Result<Void, any Error> {
+            if let error = beforeError.withLockedValue({ $0 }) { throw error }
+            try body()
+        }
+        if case .success = result { proceed.withLockedValue { $0 = true } }
+        for _ in loops { release.signal() }
+        for f in finished { try f.wait() }
+        try result.get()
     }
 
     /// Puts a new policy in force for every query that arrives from now on.

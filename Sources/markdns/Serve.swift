@@ -99,6 +99,15 @@ struct Serve: ParsableCommand {
     @Flag(name: .long, help: "At start, send one probe query (. NS, unmarked) to each upstream and log whether it answers.")
     var probeUpstreams = false
 
+    @Option(name: .long, help: "Seconds SIGTERM waits for queries in flight before exiting.")
+    var drainTimeout: Int = 2
+
+    @Option(name: .long, help: ArgumentHelp("After binding, drop root: switch to this user (name or UID) and keep only CAP_NET_ADMIN.", valueName: "user"))
+    var user: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --user: switch to this group (name or GID) instead of the user's primary group.", valueName: "group"))
+    var group: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -118,6 +127,8 @@ struct Serve: ParsableCommand {
         }
         if let metrics { _ = try Endpoint.parse(metrics) }
         guard queryLogQueue > 0 else { throw ValidationError("--query-log-queue must be positive") }
+        guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout must be 0 or more") }
+        guard group == nil || user != nil else { throw ValidationError("--group needs --user") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
     }
 
@@ -131,10 +142,15 @@ struct Serve: ParsableCommand {
         let logger = Logger(label: "markdns")
         let policy: PolicyConfig
         let listenEndpoints: [Endpoint]
+        let drop: PrivilegeDrop?
         do {
+            drop = try user.map { name throws(PrivilegeDrop.Failure) in try PrivilegeDrop.resolve(user: name, group: group) }
             policy = try effectivePolicy()
             listenEndpoints = listen.isEmpty ? (policy.server.listen ?? []) : try listen.map { try Endpoint.parse($0) }
         } catch let error as PolicyError {
+            FileHandleStderr.write("markdns: \(error.description)\n")
+            Glibc.exit(1)
+        } catch let error as PrivilegeDrop.Failure {
             FileHandleStderr.write("markdns: \(error.description)\n")
             Glibc.exit(1)
         } catch {
@@ -163,8 +179,28 @@ struct Serve: ParsableCommand {
         let forwarder: Forwarder
         do {
             forwarder = try Forwarder.start(config: config, logger: logger)
-            try observability.startListener(forwarder: forwarder)
         } catch let error as ForwarderStartError {
+            FileHandleStderr.write("markdns: \(error.description)\n")
+            Glibc.exit(1)
+        }
+        if let drop {
+            do {
+                try forwarder.withLoopsParked(before: { try PrivilegeDrop.prepareThread() }, {
+                    try PrivilegeDrop.prepareThread()
+                    try drop.switchIdentity()
+                    try PrivilegeDrop.finishThread()
+                }, after: { try PrivilegeDrop.finishThread() })
+            } catch {
+                FileHandleStderr.write("markdns: cannot drop privileges to \(drop.user): \(error)\n")
+                Glibc.exit(1)
+            }
+            logger.info("running as \(drop.user) (uid \(drop.uid), gid \(drop.gid)) with CAP_NET_ADMIN only")
+        }
+        // After the drop: the metrics server's thread is created by this one and inherits
+        // CAP_NET_ADMIN, which its conntrack dumps (accounting per mark) need.
+        do {
+            try observability.startListener(forwarder: forwarder)
+        } catch {
             FileHandleStderr.write("markdns: \(error.description)\n")
             Glibc.exit(1)
         }
@@ -187,7 +223,7 @@ struct Serve: ParsableCommand {
         })
         logger.info("stopping: draining queries in flight")
         observability.stopListener()
-        let counters = forwarder.shutdown()
+        let counters = forwarder.shutdown(drainTimeout: .seconds(Int64(drainTimeout)))
         observability.stopLog()
         logger.info("stats: \(counters.summary)")
     }

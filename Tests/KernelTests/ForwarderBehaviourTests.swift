@@ -268,18 +268,9 @@ struct ForwarderBehaviourTests {
     @discardableResult
     func start(_ lab: Lab, _ args: [String], probe: Bool = true) throws -> ChildProcess {
         let p = try lab.startMarkdns(args, probe: probe ? ("127.0.0.1", 53) : nil)
-        if !probe { try waitForListener(lab) }
+        if !probe { try lab.waitForListener(process: p) }
         lab.forgetUpstreamFlows()
         return p
-    }
-
-    /// markdns is up once its TCP port accepts (for labs where queries cannot succeed).
-    func waitForListener(_ lab: Lab) throws {
-        for _ in 0..<100 {
-            if lab.run(["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/53"]).status == 0 { return }
-            usleep(100_000)
-        }
-        throw LabError("markdns did not start: \(lab.readLog("markdns.log"))")
     }
 }
 }

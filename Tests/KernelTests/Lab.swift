@@ -201,6 +201,18 @@ final class Lab {
         throw LabError("no DNS answer from \(server)#\(port) within 10 s")
     }
 
+    /// Waits until something accepts TCP connections on address:port (for servers that
+    /// cannot answer a probe query yet, e.g. with every upstream down).
+    func waitForListener(_ address: String = "127.0.0.1", port: Int = 53, process: ChildProcess? = nil,
+                         log: String = "markdns.log") throws {
+        for _ in 0..<100 {
+            if run(["bash", "-c", "exec 3<>/dev/tcp/\(address)/\(port)"]).status == 0 { return }
+            if let process, !process.isRunning { break }
+            usleep(100_000)
+        }
+        throw LabError("nothing listens on \(address):\(port): \(readLog(log))")
+    }
+
     /// dig inside the namespace; returns its output.
     func dig(_ name: String, server: String = "127.0.0.1", port: Int = 53, from source: String? = nil,
              type: String = "A", options: [String] = []) -> CommandResult {
