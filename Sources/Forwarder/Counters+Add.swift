@@ -6,7 +6,7 @@ extension Counters {
         \.droppedMalformed, \.overload, \.marked, \.selectorMarked, \.reloads, \.cacheHits,
         \.staleServed, \.coalesced, \.upstreamSent, \.upstreamTimeouts, \.upstreamErrors,
         \.upstreamUnusable, \.upstreamRetries, \.truncatedRelayed, \.unmatchedAnswers,
-        \.mismatchedAnswers, \.portQuarantineRebinds, \.tcpRejected, \.idleSocketsClosed,
+        \.mismatchedAnswers, \.portQuarantineRebinds, \.tcpRejected, \.acceptErrors, \.idleSocketsClosed,
     ] }
 
     /// Adds another loop's counters to these.

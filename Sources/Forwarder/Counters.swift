@@ -37,6 +37,8 @@ public struct Counters: Sendable, Equatable {
     public var mismatchedAnswers = 0
     public var portQuarantineRebinds = 0
     public var tcpRejected = 0
+    /// accept() failures of the TCP listeners (descriptors or memory exhausted).
+    public var acceptErrors = 0
     public var idleSocketsClosed = 0
 
     public var summary: String {
@@ -54,6 +56,6 @@ public struct Counters: Sendable, Equatable {
             + "upstream_retries=\(upstreamRetries) "
             + "truncated=\(truncatedRelayed) unmatched=\(unmatchedAnswers) "
             + "mismatched=\(mismatchedAnswers) port_rebinds=\(portQuarantineRebinds) "
-            + "tcp_rejected=\(tcpRejected) idle_sockets_closed=\(idleSocketsClosed)"
+            + "tcp_rejected=\(tcpRejected) accept_errors=\(acceptErrors) idle_sockets_closed=\(idleSocketsClosed)"
     }
 }

@@ -47,6 +47,7 @@ final class QueryEngine {
     let batcher: WriteBatcher
     private var random = SecureRandom()
     private var loggedNoMark: Set<NoMarkReason> = []
+    private var faultLog = FaultLogLimiter(interval: 10)
     private var outstanding = 0
     private var outstandingPerClient: [IPAddress: Int] = [:]
     /// Set when draining for shutdown.
@@ -549,7 +550,19 @@ final class QueryEngine {
         var bytes = txn.upstreamQuery
         bytes.withUnsafeMutableReadableBytes { DNSRewrite.setID(id, in: $0) }
         counters.upstreamSent += 1
-        batcher.write(socket.channel, bytes)
+        if socket.used == 1 {
+            // A new 5-tuple: this first send is the one netfilter refuses (EPERM) when no
+            // conntrack entry can be made (table full) or a rule drops it. NIO then closes
+            // the socket (udpSocketClosed fails its queries over); say why, here.
+            let sent = loop.makePromise(of: Void.self)
+            sent.futureResult.assumeIsolated().whenFailure { error in
+                self.logFault("send \(socket.pool.upstream)", "cannot send to upstream \(socket.pool.upstream) with mark \(hex(socket.pool.key.mark)): \(error) (a full conntrack table or a firewall rule refusing new upstream flows?)")
+            }
+            // Unbatched (once per socket): nothing is queued on a new socket before it.
+            socket.channel.writeAndFlush(bytes, promise: sent)
+        } else {
+            batcher.write(socket.channel, bytes)
+        }
         if socket.used >= config.queriesPerSocket { retire(socket) }
     }
 
@@ -595,7 +608,7 @@ final class QueryEngine {
             case .success(let channel):
                 self.socketOpened(channel, pool: pool, tries: tries)
             case .failure(let error):
-                self.logger.error("cannot open upstream socket to \(pool.upstream) with mark \(hex(mark)): \(error)")
+                self.logFault("open \(pool.upstream)", "cannot open upstream socket to \(pool.upstream) with mark \(hex(mark)): \(error)")
                 self.counters.upstreamErrors += 1
                 self.failWaiting(pool)
             }
@@ -661,6 +674,8 @@ final class QueryEngine {
     func udpSocketClosed(_ socket: UpstreamUDPSocket) {
         socket.pool.ready.removeAll { $0 === socket }
         if !socket.closed {
+            // Not closed by us: NIO closed it on an error (a refused send).
+            counters.upstreamErrors += 1
             socket.closed = true
             socket.retired = true
             recordPort(socket)
@@ -700,8 +715,9 @@ final class QueryEngine {
                 bytes.withUnsafeMutableReadableBytes { DNSRewrite.setID(id, in: $0) }
                 self.counters.upstreamSent += 1
                 channel.writeAndFlush(bytes, promise: nil)
-            case .failure:
+            case .failure(let error):
                 guard txn.attempt == attempt else { return }
+                self.logFault("connect \(txn.upstreams[index])", "cannot connect to upstream \(txn.upstreams[index]) over TCP with mark \(hex(txn.mark)): \(error)")
                 self.counters.upstreamErrors += 1
                 self.attemptFailed(txn, outcome: .error)
             }
@@ -731,6 +747,18 @@ final class QueryEngine {
             return false
         }
         return true
+    }
+
+    /// The TCP listener could not accept (EMFILE, ENFILE, ENOBUFS, ENOMEM); it backs off.
+    func acceptFailed(_ error: any Error) {
+        counters.acceptErrors += 1
+        logFault("accept", "cannot accept TCP connections: \(error); accepting again shortly")
+    }
+
+    /// Logs a recurring fault at most once per 10 s per kind; the counters have the totals.
+    private func logFault(_ kind: String, _ message: @autoclosure () -> String) {
+        guard let skipped = faultLog.admit(kind, now: now) else { return }
+        logger.warning("\(message())\(skipped > 0 ? " (\(skipped) more since the last report)" : "")")
     }
 
     func releaseTCP(from client: IPAddress) {
