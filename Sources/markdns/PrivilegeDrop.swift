@@ -35,6 +35,9 @@ struct PrivilegeDrop: Sendable {
     /// Looks the user (and group) up: names or numeric IDs. The group defaults to the
     /// user's primary group.
     static func resolve(user: String, group: String?) throws(Failure) -> PrivilegeDrop {
+        guard geteuid() == 0 else {
+            throw Failure(description: "--user needs markdns to start as root (it runs as uid \(geteuid()); under systemd use User=/DynamicUser= with AmbientCapabilities instead)")
+        }
         guard let (uid, primary) = lookupUser(user) else { throw Failure(description: "--user: no such user '\(user)'") }
         var gid = primary
         if let group {

@@ -89,6 +89,15 @@ struct PrivilegeTests {
         let root = lab.run([Lab.markdnsBinary, "--listen", "127.0.0.1:53", "--upstream", "127.0.0.2:5353",
                             "--user", "root"])
         #expect(root.status == 1 && root.stderr.contains("is root"), "\(root.status) \(root.stderr)")
+        // Not started as root (here: already nobody, with CAP_NET_ADMIN and CAP_NET_BIND_SERVICE).
+        if Lab.which("setpriv") != nil {
+            let caps = "+net_admin,+net_bind_service"
+            let unprivileged = lab.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                        "--inh-caps=\(caps)", "--ambient-caps=\(caps)", Lab.markdnsBinary,
+                                        "--listen", "127.0.0.1:53", "--upstream", "127.0.0.2:5353", "--user", "nobody"])
+            #expect(unprivileged.status == 1 && unprivileged.stderr.contains("--user needs markdns to start as root"),
+                    "\(unprivileged.status) \(unprivileged.stderr)")
+        }
     }
 }
 }
