@@ -123,7 +123,7 @@ struct FaultTests {
             print("connected", len(socks), flush=True)
             time.sleep(5)
             """], log: "hog.log")
-        try LifecycleTests.waitFor("the TCP hog", seconds: 30) { lab.readLog("hog.log").contains("connected") }
+        try Lab.waitFor("the TCP hog", seconds: 30) { lab.readLog("hog.log").contains("connected") }
         // Out of descriptors, the listener backs off instead of spinning on accept().
         func cpuTicks() -> Int {
             let stat = (try? String(contentsOfFile: "/proc/\(md.pid)/stat", encoding: .utf8)) ?? ""

@@ -213,6 +213,15 @@ final class Lab {
         throw LabError("nothing listens on \(address):\(port): \(readLog(log))")
     }
 
+    /// Polls `condition` every 50 ms for up to `seconds`.
+    static func waitFor(_ what: @autoclosure () -> String, seconds: Double = 5, _ condition: () -> Bool) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !condition() {
+            guard Date() < deadline else { throw LabError("timed out waiting for \(what())") }
+            usleep(50_000)
+        }
+    }
+
     /// dig inside the namespace; returns its output.
     func dig(_ name: String, server: String = "127.0.0.1", port: Int = 53, from source: String? = nil,
              type: String = "A", options: [String] = []) -> CommandResult {

@@ -22,15 +22,7 @@ struct LifecycleTests {
                 print("query", flush=True)
                 threading.Thread(target=answer, args=(q, addr), daemon=True).start()
             """], log: "slow.log")
-        try waitFor("the slow upstream to start") { lab.readLog("slow.log").contains("ready") }
-    }
-
-    static func waitFor(_ what: @autoclosure () -> String, seconds: Double = 5, _ condition: () -> Bool) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !condition() {
-            guard Date() < deadline else { throw LabError("timed out waiting for \(what())") }
-            usleep(50_000)
-        }
+        try Lab.waitFor("the slow upstream to start") { lab.readLog("slow.log").contains("ready") }
     }
 
     /// A lab whose only upstream answers after `delay` seconds, markdns in front of it
@@ -45,7 +37,7 @@ struct LifecycleTests {
             try lab.waitForListener(process: md)
             try lab.spawn(["dig", "+time=8", "+tries=1", "-b", "127.0.0.10", "@127.0.0.1", "inflight.example.test"],
                           log: "dig.log")
-            try Self.waitFor("the query to reach the upstream: \(lab.readLog("dig.log"))") {
+            try Lab.waitFor("the query to reach the upstream: \(lab.readLog("dig.log"))") {
                 lab.readLog("slow.log").contains("query")
             }
             return (lab, md)
@@ -72,7 +64,7 @@ struct LifecycleTests {
         let took = Date().timeIntervalSince(sent)
         #expect(status == 0, "\(lab.readLog("markdns.log"))")
         #expect(took > 1.0 && took < 4.5, "exit \(took) s after SIGTERM; the answer was due ~1.5-2 s after it")
-        try Self.waitFor("dig to finish") { lab.readLog("dig.log").contains("status:") }
+        try Lab.waitFor("dig to finish") { lab.readLog("dig.log").contains("status:") }
         #expect(lab.readLog("dig.log").contains("status: NOERROR"), "in-flight query: \(lab.readLog("dig.log"))")
         let log = lab.readLog("markdns.log")
         #expect(log.contains("answered=1 ") && !log.contains("drain deadline"), "\(log)")
