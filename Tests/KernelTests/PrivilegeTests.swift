@@ -32,8 +32,11 @@ struct PrivilegeTests {
         defer { lab.close() }
         try lab.loadNftRules(clients: ["127.0.0.10": 0x10])
         try lab.startUpstream(address: "127.0.0.2")
+        let policy = lab.path("policy.toml")
+        try "[[pool]]\nname = \"up\"\nservers = [\"127.0.0.2:5353\"]\ndefault = true\n"
+            .write(toFile: policy, atomically: true, encoding: .utf8)
         // The start-up probe comes from 127.0.0.1 (unmarked); 0x10 sockets open only later.
-        let md = try lab.startMarkdns(["--listen", "127.0.0.1:53", "--upstream", "127.0.0.2:5353", "--user", "nobody"])
+        let md = try lab.startMarkdns(["--listen", "127.0.0.1:53", "--config", policy, "--user", "nobody"])
         lab.forgetUpstreamFlows()
 
         let main = Self.status("/proc/\(md.pid)/status")
@@ -67,6 +70,9 @@ struct PrivilegeTests {
             let r = lab.dig("priv\(opt.dropFirst()).example.test", from: "127.0.0.10", options: [opt])
             #expect(r.stdout.contains("192.0.2.7"), "\(opt): \(r.stdout)")
         }
+        // The policy file is read again as nobody.
+        md.signal(SIGHUP)
+        try Lab.waitFor("the reload: \(lab.readLog("markdns.log"))") { lab.readLog("markdns.log").contains("reloaded policy") }
         let flows = lab.upstreamFlows(to: "127.0.0.2")
         #expect(Set(flows.map(\.proto)) == ["udp", "tcp"], "\(flows)")
         #expect(flows.allSatisfy { $0.mark == 0x10 }, "\(flows)")
