@@ -27,11 +27,6 @@ struct FaultTests {
         return nil
     }
 
-    static func counter(_ name: String, in log: String) -> Int? {
-        guard let r = log.range(of: " \(name)=", options: .backwards) else { return nil }
-        return Int(log[r.upperBound...].prefix { $0.isNumber })
-    }
-
     @Test("Upstream killed under load: SERVFAIL within the deadline; answers again within seconds of its restart")
     func upstreamKilledAndRestarted() throws {
         try #require(Lab.which("dnsperf") != nil)
@@ -60,7 +55,7 @@ struct FaultTests {
         #expect(md.isRunning)
         #expect(lab.stop(md) == 0)
         let log = lab.readLog("markdns.log")
-        #expect((Self.counter("upstream_errors", in: log) ?? 0) > 0, "\(log)")
+        #expect((lab.stats()["upstream_errors"] ?? 0) > 0, "\(log)")
         print("upstream killed: SERVFAIL in \(String(format: "%.2f", took)) s, recovery \(recovery ?? -1) s; dnsperf \(r)")
     }
 
@@ -97,7 +92,7 @@ struct FaultTests {
         #expect(lab.upstreamFlows(to: "127.0.0.2").filter { $0.mark == 0x10 }.count >= 2)
         #expect(lab.stop(md) == 0)
         let log = lab.readLog("markdns.log")
-        #expect((Self.counter("upstream_errors", in: log) ?? 0) > 0, "\(log)")
+        #expect((lab.stats()["upstream_errors"] ?? 0) > 0, "\(log)")
         #expect(log.contains("Operation not permitted"), "the cause must be in the log: \(log)")
     }
 
@@ -146,7 +141,7 @@ struct FaultTests {
         #expect(lab.stop(md) == 0)
         let log = lab.readLog("markdns.log")
         print("fd exhaustion: \(lab.readLog("hog.log")) starved dig: \(starved.stdout.contains("SERVFAIL") ? "SERVFAIL" : starved.stdout.contains("192.0.2.7") ? "answered" : "no answer"); recovery udp \(udp ?? -1) s tcp \(tcp ?? -1) s")
-        #expect((Self.counter("accept_errors", in: log) ?? 0) > 0, "\(log)")
+        #expect((lab.stats()["accept_errors"] ?? 0) > 0, "\(log)")
         #expect(log.contains("cannot accept TCP connections"), "\(log)")
         print("fd exhaustion: CPU \(busy) ticks in 2 s while out of descriptors")
     }
