@@ -25,7 +25,8 @@
 # first quarter. 1 otherwise; 2 on a setup error.
 #
 # Environment: QPS=250 (per client), FLIP=5, SAMPLE=10, FD_SLACK=32, KEEP=0,
-#              MARKDNS_BIN (default: .build/debug/markdns, built if missing).
+#              MARKDNS_BIN (default: .build/debug/markdns, built if missing),
+#              MARKDNS_ARGS (extra markdns arguments, e.g. "--user nobody --threads 2").
 set -euo pipefail
 
 MINUTES=${1:-10}
@@ -34,6 +35,7 @@ FLIP=${FLIP:-5}
 SAMPLE=${SAMPLE:-10}
 FD_SLACK=${FD_SLACK:-32}
 KEEP=${KEEP:-0}
+MARKDNS_ARGS=${MARKDNS_ARGS:-}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 log() { printf '%s\n' "$*" >&2; }
@@ -121,8 +123,9 @@ done
 ip netns exec "$NS" dnsmasq -C /dev/null --keep-in-foreground --pid-file= --log-facility=- --no-resolv --no-hosts \
     --bind-interfaces --listen-address=127.0.0.2 --port=5353 --cache-size=0 --dns-forward-max=4096 \
     --address=/example.test/192.0.2.7 >"$WORK/upstream.log" 2>&1 &
+# shellcheck disable=SC2086  # MARKDNS_ARGS is a list of words
 ip netns exec "$NS" "$MARKDNS_BIN" --listen 127.0.0.1:53 --upstream 127.0.0.2:5353 --cache-size 1000 \
-    >"$WORK/markdns.log" 2>&1 &
+    $MARKDNS_ARGS >"$WORK/markdns.log" 2>&1 &
 MD=$!
 for _ in $(seq 50); do
     nsx dig +time=1 +tries=1 +short -b 127.0.0.10 @127.0.0.1 probe.example.test 2>/dev/null | grep -q 192.0.2.7 && break
@@ -141,7 +144,7 @@ for c in "${CLIENTS[@]}"; do
 done
 
 echo "markdns soak: $MINUTES min, ${#CLIENTS[@]} clients x $QPS qps (client .13 over TCP), a mark flip every $FLIP s"
-echo "markdns: $MARKDNS_BIN  pid $MD  host: $(nproc) cpu, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "markdns: $MARKDNS_BIN $MARKDNS_ARGS  pid $MD  host: $(nproc) cpu, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%8s %6s %9s %7s %s\n' elapsed fds rss_kib tcp_bad note
 FDS=() RSS=() TCP_BAD=0 DIED=0 FLIPS=0
 start=$(date +%s) next_sample=0 next_flip=$FLIP i=0
