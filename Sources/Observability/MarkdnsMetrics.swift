@@ -113,6 +113,7 @@ public final class MarkdnsMetrics: @unchecked Sendable {
     public func update(from c: Counters, outstanding: Int) {
         mirror("markdns_dropped_total", ["reason", "malformed"], total: c.droppedMalformed)
         mirror("markdns_dropped_total", ["reason", "tcp_connection_limit"], total: c.tcpRejected)
+        mirror("markdns_accept_errors_total", total: c.acceptErrors)
         mirror("markdns_refusals_total", ["reason", "overload"], total: c.overload)
         mirror("markdns_refusals_total", ["reason", "policy"], total: c.refused)
         mirror("markdns_refusals_total", ["reason", "formerr"], total: c.formerr)

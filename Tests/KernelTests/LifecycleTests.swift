@@ -113,8 +113,8 @@ struct LifecycleTests {
         try lab.startUpstream(address: "127.0.0.2")
         let args = ["--listen", "127.0.0.1:53", "--upstream", "127.0.0.2:5353"]
         let first = try lab.startMarkdns(args, log: "markdns1.log")
-        // At most 20 queries outstanding; a query unanswered for 3 s is lost.
-        let perf = try lab.spawnDnsperf(client: "127.0.0.10", seconds: 8, qps: 500, outstanding: 20, timeout: 3,
+        // At most 20 queries outstanding; a query unanswered for 4 s is lost (and frees its slot).
+        let perf = try lab.spawnDnsperf(client: "127.0.0.10", seconds: 10, qps: 500, outstanding: 20, timeout: 4,
                                         log: "dnsperf.log")
         usleep(2_500_000)
         let down = Date()
@@ -122,14 +122,13 @@ struct LifecycleTests {
         let second = try lab.startMarkdns(args, log: "markdns2.log")
         let gap = Date().timeIntervalSince(down)
         let r = lab.dnsperfResult(perf, log: "dnsperf.log")
-        #expect(gap < 3, "restart took \(gap) s, longer than dnsperf's timeout")
+        #expect(gap < 4, "restart took \(gap) s, longer than dnsperf's timeout")
         #expect(r.lost <= 20, "lost \(r.lost) > 20 in flight (restart gap \(gap) s): \(r)")
-        #expect(r.completed > 2000, "\(r)")
+        #expect(r.completed > 1500, "\(r)")
         #expect(lab.stop(second) == 0)
         // The second instance served the rest of the run.
-        let log2 = lab.readLog("markdns2.log")
-        let udp = log2.range(of: "queries_udp=").map { Int(log2[$0.upperBound...].prefix { $0.isNumber }) ?? 0 } ?? 0
-        #expect(udp > 500, "second instance answered only \(udp): \(log2)")
+        let udp = lab.stats("markdns2.log")["queries_udp"] ?? 0
+        #expect(udp > 500, "second instance answered only \(udp): \(lab.readLog("markdns2.log"))")
         print("restart under load: gap \(String(format: "%.2f", gap)) s, dnsperf \(r)")
     }
 }
