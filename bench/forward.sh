@@ -28,6 +28,9 @@
 #                    dnsmasq --cache-size=0, 50000 unique names);
 #                    cache: 500 hot names repeated, caches on (markdns default,
 #                    dnsmasq --cache-size=10000): cache-hit throughput
+#   RATE=0           total queries per second to send (dnsperf -Q, split over the
+#                    clients); 0 = as fast as the servers answer. For latency at a
+#                    fixed load, e.g. half of dnsmasq --conntrack's peak rate.
 #   QUERIES=50000    lines in the query file (unique names nNNNNNN.bench.test A)
 #   PERCENTILES=1    run dnsperf -v and compute p50/p99 from per-query latencies
 #                    (costs dnsperf some CPU; 0 = average latency only)
@@ -52,6 +55,7 @@ CLIENTS=${CLIENTS:-10}
 OUTSTANDING=${OUTSTANDING:-200}
 MODE=${MODE:-forward}
 QUERIES=${QUERIES:-50000}
+RATE=${RATE:-0}
 case $MODE in
     forward) MD_CACHE=(--cache-size 0); DM_CACHE=--cache-size=0 ;;
     cache)   MD_CACHE=(); DM_CACHE=--cache-size=10000; QUERIES=500 ;;
@@ -78,6 +82,7 @@ die()  { log "forward.sh: $*"; exit 2; }
 [[ $(id -u) == 0 ]] || die "run as root (network namespaces, nftables, conntrack)"
 [[ $DURATION =~ ^[0-9]+$ && $DURATION -gt 0 ]] || die "DURATION must be a positive integer"
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -gt 0 ]] || die "ROUNDS must be a positive integer"
+[[ $RATE =~ ^[0-9]+$ ]] || die "RATE must be a number (queries per second, 0 = unlimited)"
 
 # ---------------------------------------------------------------- packages
 # Checked by command so that e.g. dnsmasq-base alone (no system service) counts.
@@ -261,10 +266,11 @@ run_dnsperf() {
     nsx nft reset counters table inet referee >/dev/null
     rb0=$(udp_rcvbuf_errors); ct0=$(ct_drops)
     local n=${#CLIENT_ADDRS[@]} i pids=()
-    local per_c=$(( (CLIENTS + n - 1) / n )) per_q=$(( (OUTSTANDING + n - 1) / n ))
+    local per_c=$(( (CLIENTS + n - 1) / n )) per_q=$(( (OUTSTANDING + n - 1) / n )) rate=()
+    ((RATE > 0)) && rate=(-Q $(( (RATE + n - 1) / n )))
     for i in "${!CLIENT_ADDRS[@]}"; do
         timeout $((DURATION + 60)) ip netns exec "$NS" dnsperf -s "$addr" -p "$port" -a "${CLIENT_ADDRS[$i]}" \
-            -d "$WORK/queries-${CLIENT_LETTERS[$i]}.txt" -c "$per_c" -q "$per_q" -l "$DURATION" "${vflag[@]}" \
+            -d "$WORK/queries-${CLIENT_LETTERS[$i]}.txt" -c "$per_c" -q "$per_q" -l "$DURATION" "${rate[@]}" "${vflag[@]}" \
             >"$out.$i" 2>&1 &
         pids+=($!)
     done
@@ -342,7 +348,7 @@ echo "host: $(nproc) cpu, kernel $(uname -r), load avg $(cut -d' ' -f1-3 /proc/l
 echo "markdns: $MARKDNS_BIN ($(date -u -r "$MARKDNS_BIN" '+%Y-%m-%d %H:%M'))" \
      "git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD -- Sources 2>/dev/null || echo '+dirty')"
 echo "dnsmasq: $(dnsmasq --version | awk 'NR == 1 { print $3 }')  dnsperf: $(dnsperf -h 2>&1 | awk '/^Version/{print $2}')"
-echo "dnsperf -c $CLIENTS -q $OUTSTANDING -l $DURATION in all, split over -a ${CLIENT_ADDRS[*]}, $QUERIES unique names each," \
+echo "dnsperf -c $CLIENTS -q $OUTSTANDING -l $DURATION$( ((RATE)) && echo " -Q $RATE") in all, split over -a ${CLIENT_ADDRS[*]}, $QUERIES unique names each," \
      "$ROUNDS round(s); percentiles: $( ((PERCENTILES)) && echo 'dnsperf -v' || echo off)"
 echo "markdns: ${MD_CACHE[*]:-default cache}  dnsmasq-ct: --conntrack $DM_CACHE --dns-forward-max=$DNSMASQ_FORWARD_MAX $DNSMASQ_CT_ARGS"
 echo "targets: upstream $UP_ADDR:$UP_PORT | markdns $MD_ADDR:$MD_PORT | dnsmasq-ct $DM_ADDR:$DM_PORT"
