@@ -60,7 +60,7 @@ public struct LocalZone: Sendable {
     /// The local answer for a question (uncompressed wire name, any case), or nil when the
     /// name is not local. A CNAME is followed through local data (8 steps at most).
     public func answer(wireName: some Collection<UInt8>, qtype: UInt16) -> LocalAnswer? {
-        guard !isEmpty, var name = DomainSet.lowercased(wireName: wireName) else { return nil }
+        guard !byName.isEmpty || !localDomain.isEmpty, var name = DomainSet.lowercased(wireName: wireName) else { return nil }
         var out: [LocalRecord] = []
         for _ in 0..<8 {
             guard let records = byName[name] else { break }
@@ -78,8 +78,15 @@ public struct LocalZone: Sendable {
     }
 
     /// True for names under a private reverse zone (when `private-reverse` is on).
+    /// `\u{4}arpa\u{0}`: the last label of every reverse name.
+    static let arpaSuffix: [UInt8] = [4, 0x61, 0x72, 0x70, 0x61, 0]
+
     public func isPrivateReverse(wireName: some Collection<UInt8>) -> Bool {
-        privateReverse.contains(wireName: wireName)
+        // Every private zone ends in .arpa: most names are ruled out without lower-casing.
+        guard !privateReverse.isEmpty, wireName.count >= 6 else { return false }
+        guard wireName.suffix(6).elementsEqual(Self.arpaSuffix, by: { $0 == $1 || ($1 >= 0x61 && $0 | 0x20 == $1) })
+        else { return false }
+        return privateReverse.contains(wireName: wireName)
     }
 
     /// NXDOMAIN for a private reverse name nothing local answers.

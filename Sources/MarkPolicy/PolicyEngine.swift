@@ -2,8 +2,10 @@ import MarkCore
 
 /// The policy as the forwarder uses it per query: connmark and client in, decision out.
 /// Immutable and Sendable; a reload builds a new engine and swaps it in, so queries in
-/// flight finish under the decision they were given.
-public struct PolicyEngine: Sendable {
+/// flight finish under the decision they were given. A class: the forwarder reads it
+/// several times per query, and a reference is one retain where the struct's copy
+/// retained every field.
+public final class PolicyEngine: Sendable {
     public let config: PolicyConfig
     private let marks: [UInt32: CompiledMark]
     /// Per-domain servers: name suffix -> pool.
