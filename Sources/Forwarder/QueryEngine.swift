@@ -203,11 +203,7 @@ final class QueryEngine {
         // Every server of the pool is backed off: a stale answer now beats SERVFAIL later.
         if config.serveStale > 0, config.cacheSize > 0, shareable,
            pool.servers.allSatisfy({ health.isDown($0, now: now) }),
-           let stale = cache.lookupStale(cacheKey, id: query.header.id, questionName: query.question.name.wire, now: now) {
-            counters.staleServed += 1
-            counters.answered += 1
-            respond(stale, to: reply)
-            tcpClient?.queryDone()
+           answerStale(cacheKey, to: query, reply: reply, tcpClient: tcpClient, event: nil, now: now) {
             return
         }
         let clientOutstanding = outstandingPerClient[flow.client.address, default: 0]
@@ -403,9 +399,15 @@ final class QueryEngine {
         if let key = txn.inflightKey, let removed = inflight.removeValue(forKey: key), removed !== txn {
             inflight[key] = removed  // another transaction leads this key now (rare)
         }
-        let everyone = [Follower(query: txn.query, reply: txn.reply, tcpClient: txn.tcpClient,
-                                 client: txn.flow.client.address, event: txn.event)] + txn.followers
-        for client in everyone {
+        // The client who asked first, then those who asked the same while it was in flight
+        // (no array of them all: this runs for every query).
+        let leader = Follower(query: txn.query, reply: txn.reply, tcpClient: txn.tcpClient,
+                              client: txn.flow.client.address, event: txn.event)
+        func forEachClient(_ body: (Follower) -> Void) {
+            body(leader)
+            for follower in txn.followers { body(follower) }
+        }
+        forEachClient { client in
             outstanding -= 1
             let left = outstandingPerClient[client.client, default: 1] - 1
             outstandingPerClient[client.client] = left > 0 ? left : nil
@@ -414,7 +416,9 @@ final class QueryEngine {
             if config.cacheSize > 0, let key = txn.cacheKey {
                 cache.store(key, answer: Array(answer.readableBytesView), now: now)
             }
-            for client in everyone {
+            let rcode = rcode(of: answer)
+            let upstream = txn.upstreams[txn.plan.current]
+            forEachClient { client in
                 var copy = answer
                 copy.withUnsafeMutableReadableBytes { bytes in
                     DNSRewrite.setID(client.query.header.id, in: bytes)
@@ -425,22 +429,17 @@ final class QueryEngine {
                     }
                 }
                 counters.answered += 1
-                complete(client.event, query: client.query, rcode: rcode(of: answer), upstream: txn.upstreams[txn.plan.current])
+                complete(client.event, query: client.query, rcode: rcode, upstream: upstream)
                 client.reply.send(copy, batcher: batcher)
                 client.tcpClient?.queryDone()
             }
         } else {
             let now = self.now
-            for client in everyone {
+            forEachClient { client in
                 if config.serveStale > 0, let key = txn.cacheKey,
-                   let stale = cache.lookupStale(key, id: client.query.header.id,
-                                                 questionName: client.query.question.name.wire, now: now) {
-                    counters.staleServed += 1
-                    counters.answered += 1
-                    complete(client.event, query: client.query, rcode: stale[3] & 0x0F, upstream: nil)
-                    respond(stale, to: client.reply)
-                    client.tcpClient?.queryDone()
-                    continue
+                   answerStale(key, to: client.query, reply: client.reply, tcpClient: client.tcpClient,
+                               event: client.event, now: now) {
+                    return
                 }
                 counters.servfail += 1
                 complete(client.event, query: client.query, rcode: DNSRcode.servFail.rawValue, upstream: nil)
@@ -453,6 +452,20 @@ final class QueryEngine {
             drainWaiters = []
             waiters.forEach { $0.succeed(()) }
         }
+    }
+
+    /// Serve-stale (RFC 8767): answers `query` from an expired cache entry still inside
+    /// the stale window, TTL 30. False when there is none.
+    private func answerStale(_ key: AnswerCache<CacheView>.Key, to query: DNSMessage, reply: ReplyTarget,
+                             tcpClient: TCPClientHandler?, event: PendingEvent?, now: Double) -> Bool {
+        guard let stale = cache.lookupStale(key, id: query.header.id, questionName: query.question.name.wire, now: now)
+        else { return false }
+        counters.staleServed += 1
+        counters.answered += 1
+        complete(event, query: query, rcode: stale[3] & 0x0F, upstream: nil)  // (events of queries in flight)
+        respond(stale, to: reply)
+        tcpClient?.queryDone()
+        return true
     }
 
     /// Validates an upstream answer against what we sent (RFC 5452: the address/port are

@@ -185,13 +185,13 @@ struct PolicyTests {
         try Self.policy(extraBlock: ", \"late.example.test\"")
             .write(toFile: lab.path("policy.toml"), atomically: true, encoding: .utf8)
         md.signal(SIGHUP)
-        try waitForLog(lab, "reloaded policy")
+        try lab.waitForLog("markdns.log", contains: "reloaded policy")
         #expect(lab.dig("late.example.test", from: "127.0.0.10").stdout.contains("NXDOMAIN"))
 
         try (Self.policy() + "\n[[mark]]\nvalue = 0x0400\nname = \"x\"\naction = \"forward\"\npool = \"nope\"\n")
             .write(toFile: lab.path("policy.toml"), atomically: true, encoding: .utf8)
         md.signal(SIGHUP)
-        try waitForLog(lab, "reload failed")
+        try lab.waitForLog("markdns.log", contains: "reload failed")
         let log = lab.readLog("markdns.log")
         #expect(log.contains("policy.toml:"), "error must name the file and line: \(log)")
         #expect(log.contains("pool"), "error must name the key: \(log)")
@@ -223,14 +223,6 @@ struct PolicyTests {
         // --remove deletes our table.
         try lab.exec([Lab.markdnsBinary, "rules", "--remove"])
         #expect(lab.run(["nft", "list", "table", "inet", "markdns"]).status != 0)
-    }
-
-    func waitForLog(_ lab: Lab, _ text: String) throws {
-        for _ in 0..<50 {
-            if lab.readLog("markdns.log").contains(text) { return }
-            usleep(100_000)
-        }
-        throw LabError("'\(text)' not logged: \(lab.readLog("markdns.log"))")
     }
 }
 }
