@@ -156,10 +156,7 @@ public final class Forwarder: Sendable {
         for f in drained { try? f.wait() }
         let closing = channels.map { channel in channel.eventLoop.flatSubmit { channel.close() } }
         for c in closing { try? c.wait() }
-        var total = Counters()
-        for engine in engines {
-            total.add((try? engine.eventLoop.submit { engine.value.counters }.wait()) ?? Counters())
-        }
+        let total = counters()
         localData.stop()
         try? group.syncShutdownGracefully()
         return total
@@ -210,13 +207,7 @@ public final class Forwarder: Sendable {
     }
 
     /// The counters now, summed over the event loops (for periodic stats).
-    public func counters() -> Counters {
-        var total = Counters()
-        for engine in engines {
-            total.add((try? engine.eventLoop.submit { engine.value.counters }.wait()) ?? Counters())
-        }
-        return total
-    }
+    public func counters() -> Counters { snapshot().counters }
 
     /// The counters and the number of queries in flight now (for /metrics). Blocks on the
     /// DNS loop: call it from another thread.
