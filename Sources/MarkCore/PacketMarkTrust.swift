@@ -1,0 +1,105 @@
+/// Whether a query's own packet mark (read with SO_RCVMARK) may stand in for its flow's
+/// connmark, which otherwise costs a ctnetlink round trip per query.
+///
+/// The packet mark equals the connmark only when the ruleset restores it before the query
+/// reaches us (`meta mark set ct mark`, `CONNMARK --restore-mark`) and nothing changes either
+/// afterwards. That is checked, not assumed: nonzero packet marks are compared with the
+/// ctnetlink answer for the first `warmup` queries and then for one query in `sampleEvery`;
+/// a single disagreement turns the shortcut off (ctnetlink for every query) until `reset`
+/// (policy reload). A packet mark of 0 always goes to ctnetlink: without the restore rule
+/// every packet mark is 0, and 0 cannot tell "unmarked" from "not restored". The lookup's
+/// answer is the one used whenever a lookup is made.
+///
+/// Pure state, one per event loop.
+public struct PacketMarkTrust: Sendable {
+    public enum Mode: String, Sendable, CaseIterable {
+        /// Use packet marks once verified against ctnetlink (default).
+        case auto
+        /// ctnetlink for every query (packet marks ignored).
+        case conntrack
+    }
+
+    public enum State: Equatable, Sendable {
+        /// Comparing; `agreed` nonzero packet marks have matched their connmark so far.
+        case verifying(agreed: Int)
+        /// Packet marks are used; one query in `sampleEvery` is still compared.
+        case trusted
+        /// A packet mark disagreed with its connmark: ctnetlink for every query.
+        case distrusted
+    }
+
+    /// What to do for one query.
+    public enum Step: Equatable, Sendable {
+        /// Use this packet mark as the flow's connmark; no lookup.
+        case usePacket(UInt32)
+        /// Look the connmark up; when `verify` is set, report the result with `verified`.
+        case lookup(verify: UInt32?)
+    }
+
+    /// What a comparison showed.
+    public enum Verdict: Equatable, Sendable {
+        case agreed
+        /// Nothing learned (the lookup failed).
+        case inconclusive
+        /// Packet mark and connmark differ; `first` on the comparison that turned trust off.
+        case mismatch(first: Bool)
+    }
+
+    public let mode: Mode
+    public let warmup: Int
+    public let sampleEvery: Int
+    public private(set) var state: State
+    private var turn = 0
+
+    public init(mode: Mode = .auto, warmup: Int = 64, sampleEvery: Int = 256) {
+        precondition(warmup > 0 && sampleEvery > 0)
+        self.mode = mode
+        self.warmup = warmup
+        self.sampleEvery = sampleEvery
+        self.state = mode == .auto ? .verifying(agreed: 0) : .distrusted
+    }
+
+    /// The step for a query whose packet mark is `packetMark` (nil: none was received,
+    /// e.g. TCP or a kernel without SO_RCVMARK).
+    public mutating func step(packetMark: UInt32?) -> Step {
+        guard let packetMark else { return .lookup(verify: nil) }
+        switch state {
+        case .distrusted:
+            return .lookup(verify: nil)
+        case .verifying:
+            return .lookup(verify: packetMark)
+        case .trusted:
+            if packetMark == 0 { return .lookup(verify: 0) }
+            turn &+= 1
+            if turn % sampleEvery == 0 { return .lookup(verify: packetMark) }
+            return .usePacket(packetMark)
+        }
+    }
+
+    /// Compares a query's packet mark with what ctnetlink said about its flow.
+    public mutating func verified(packetMark: UInt32, lookup: MarkLookup) -> Verdict {
+        let agrees: Bool
+        switch lookup {
+        case .failed: return .inconclusive
+        case .found(let connmark): agrees = connmark == packetMark
+        // No entry: only an unmarked packet agrees (a marked one got its mark elsewhere).
+        case .notFound: agrees = packetMark == 0
+        }
+        guard agrees else {
+            let first = state != .distrusted
+            state = .distrusted
+            return .mismatch(first: first)
+        }
+        // Only nonzero marks count towards trust: they show the restore rule at work.
+        if case .verifying(let agreed) = state, packetMark != 0 {
+            state = agreed + 1 >= warmup ? .trusted : .verifying(agreed: agreed + 1)
+        }
+        return .agreed
+    }
+
+    /// Back to verifying (after a policy reload: the ruleset may have changed with it).
+    public mutating func reset() {
+        state = mode == .auto ? .verifying(agreed: 0) : .distrusted
+        turn = 0
+    }
+}

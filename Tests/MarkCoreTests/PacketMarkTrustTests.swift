@@ -1,0 +1,68 @@
+import Testing
+import MarkCore
+
+@Suite("Packet mark trust")
+struct PacketMarkTrustTests {
+    /// Runs `n` queries with packet mark `mark` whose lookups say `connmark`; returns the steps.
+    func run(_ t: inout PacketMarkTrust, _ n: Int, mark: UInt32, connmark: MarkLookup) -> [PacketMarkTrust.Step] {
+        (0..<n).map { _ in
+            let step = t.step(packetMark: mark)
+            if case .lookup(let verify?) = step { _ = t.verified(packetMark: verify, lookup: connmark) }
+            return step
+        }
+    }
+
+    @Test func verifiesBeforeTrustingThenSamples() {
+        var t = PacketMarkTrust(mode: .auto, warmup: 4, sampleEvery: 8)
+        let warm = run(&t, 4, mark: 0x10, connmark: .found(0x10))
+        #expect(warm.allSatisfy { $0 == .lookup(verify: 0x10) })
+        #expect(t.state == .trusted)
+        let next = run(&t, 16, mark: 0x10, connmark: .found(0x10))
+        #expect(next.filter { $0 == .usePacket(0x10) }.count == 14)
+        #expect(next.filter { $0 == .lookup(verify: 0x10) }.count == 2, "one in 8 still compared")
+    }
+
+    @Test func zeroMarksNeverBuildTrustAndAlwaysLookUp() {
+        var t = PacketMarkTrust(mode: .auto, warmup: 2, sampleEvery: 8)
+        let steps = run(&t, 10, mark: 0, connmark: .found(0))
+        #expect(steps.allSatisfy { $0 == .lookup(verify: 0) })
+        #expect(t.state == .verifying(agreed: 0), "0 cannot tell unmarked from not restored")
+        _ = run(&t, 2, mark: 0x20, connmark: .found(0x20))
+        #expect(t.state == .trusted)
+        #expect(t.step(packetMark: 0) == .lookup(verify: 0), "a trusted loop still looks 0 up")
+    }
+
+    @Test func oneMismatchTurnsTrustOffUntilReset() {
+        var t = PacketMarkTrust(mode: .auto, warmup: 2, sampleEvery: 1)
+        _ = run(&t, 2, mark: 0x10, connmark: .found(0x10))
+        #expect(t.state == .trusted)
+        #expect(t.step(packetMark: 0x10) == .lookup(verify: 0x10))
+        #expect(t.verified(packetMark: 0x10, lookup: .found(0x11)) == .mismatch(first: true))
+        #expect(t.state == .distrusted)
+        #expect(t.step(packetMark: 0x10) == .lookup(verify: nil))
+        #expect(t.verified(packetMark: 0x10, lookup: .found(0x12)) == .mismatch(first: false))
+        t.reset()
+        #expect(t.state == .verifying(agreed: 0))
+    }
+
+    @Test func markedPacketWithoutEntryOrZeroPacketWithConnmarkIsAMismatch() {
+        var a = PacketMarkTrust(warmup: 2)
+        #expect(a.verified(packetMark: 0x10, lookup: .notFound) == .mismatch(first: true))
+        var b = PacketMarkTrust(warmup: 2)
+        #expect(b.verified(packetMark: 0, lookup: .found(0x10)) == .mismatch(first: true),
+                "the connmark is not restored onto packets")
+        var c = PacketMarkTrust(warmup: 2)
+        #expect(c.verified(packetMark: 0, lookup: .notFound) == .agreed)
+        #expect(c.verified(packetMark: 0x10, lookup: .failed(1)) == .inconclusive)
+        #expect(c.state == .verifying(agreed: 0))
+    }
+
+    @Test func conntrackModeAndMissingPacketMarksAlwaysLookUp() {
+        var t = PacketMarkTrust(mode: .conntrack)
+        #expect(t.step(packetMark: 0x10) == .lookup(verify: nil))
+        var u = PacketMarkTrust(mode: .auto, warmup: 1)
+        _ = run(&u, 1, mark: 0x10, connmark: .found(0x10))
+        #expect(u.state == .trusted)
+        #expect(u.step(packetMark: nil) == .lookup(verify: nil), "TCP, or a kernel without SO_RCVMARK")
+    }
+}
