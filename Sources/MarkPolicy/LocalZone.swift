@@ -81,11 +81,16 @@ public struct LocalZone: Sendable {
     /// `\u{4}arpa\u{0}`: the last label of every reverse name.
     static let arpaSuffix: [UInt8] = [4, 0x61, 0x72, 0x70, 0x61, 0]
 
-    public func isPrivateReverse(wireName: some Collection<UInt8>) -> Bool {
+    public func isPrivateReverse(wireName: [UInt8]) -> Bool {
         // Every private zone ends in .arpa: most names are ruled out without lower-casing.
-        guard !privateReverse.isEmpty, wireName.count >= 6 else { return false }
-        guard wireName.suffix(6).elementsEqual(Self.arpaSuffix, by: { $0 == $1 || ($1 >= 0x61 && $0 | 0x20 == $1) })
-        else { return false }
+        // (Concrete array, not a generic collection: this runs for every forwarded query,
+        // and unspecialised generic suffix/compare cost ~4% of the forwarding CPU.)
+        let n = wireName.count
+        guard !privateReverse.isEmpty, n >= 6 else { return false }
+        for i in 0..<6 {
+            let b = wireName[n - 6 + i], want = Self.arpaSuffix[i]
+            guard b == want || (want >= 0x61 && b | 0x20 == want) else { return false }
+        }
         return privateReverse.contains(wireName: wireName)
     }
 
