@@ -33,6 +33,7 @@ let package = Package(
         ),
         // C: per-thread prctl/capset wrappers for dropping root (serve --user).
         .systemLibrary(name: "CPrivileges"),
+        .systemLibrary(name: "CBatchIO"),
         // Pure: DNS wire format. No I/O, no Foundation, no NIO.
         .target(name: "DNSWire", swiftSettings: strict),
         // Pure: the answer cache (bounded LRU, TTL countdown, keyed by policy view).
@@ -59,7 +60,7 @@ let package = Package(
         .target(
             name: "Forwarder",
             dependencies: [
-                "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "Conntrack", "MarkStats",
+                "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "Conntrack", "MarkStats", "CBatchIO",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -32,15 +32,31 @@ enum ClientSteering {
     /// Attaches the program to the group `channel` belongs to (once per group). On failure
     /// the kernel's 4-tuple hash stays: still correct, only less cache-friendly.
     static func attach(to channel: any Channel, ipv6: Bool, loops: Int, logger: Logger) {
-        guard loops > 1, let provider = channel as? any SocketOptionProvider else { return }
+        guard let provider = channel as? any SocketOptionProvider else { return }
+        attach(ipv6: ipv6, loops: loops, logger: logger) { prog in
+            try provider.unsafeSetSocketOption(level: SocketOptionLevel(SOL_SOCKET),
+                                               name: SocketOptionName(soAttachReuseportCBPF), value: prog).wait()
+        }
+    }
+
+    /// The same for a raw socket of ours.
+    static func attach(fd: Int32, ipv6: Bool, loops: Int, logger: Logger) {
+        attach(ipv6: ipv6, loops: loops, logger: logger) { prog in
+            var prog = prog
+            guard setsockopt(fd, SOL_SOCKET, soAttachReuseportCBPF, &prog, socklen_t(MemoryLayout<SockFprog>.size)) == 0 else {
+                throw IOError(errnoCode: errno, reason: "setsockopt")
+            }
+        }
+    }
+
+    private static func attach(ipv6: Bool, loops: Int, logger: Logger, _ set: (SockFprog) throws -> Void) {
+        guard loops > 1 else { return }
         let filters = program(ipv6: ipv6, loops: loops)
         let buffer = UnsafeMutablePointer<SockFilter>.allocate(capacity: filters.count)
         buffer.initialize(from: filters, count: filters.count)
         defer { buffer.deallocate() }
-        let prog = SockFprog(len: UInt16(filters.count), filter: buffer)
         do {
-            try provider.unsafeSetSocketOption(level: SocketOptionLevel(SOL_SOCKET),
-                                               name: SocketOptionName(soAttachReuseportCBPF), value: prog).wait()
+            try set(SockFprog(len: UInt16(filters.count), filter: buffer))
         } catch {
             logger.warning("cannot steer clients to event loops by address (SO_ATTACH_REUSEPORT_CBPF: \(error)); the kernel's per-flow hash is used")
         }

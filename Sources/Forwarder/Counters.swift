@@ -13,6 +13,11 @@ public struct Counters: Sendable, Equatable {
     public var droppedMalformed = 0
     public var overload = 0
     public var marked = 0
+    /// Marks taken from the query's own packet mark (SO_RCVMARK), no ctnetlink lookup.
+    public var packetMarks = 0
+    /// Packet marks compared with ctnetlink and found equal / different.
+    public var packetMarksVerified = 0
+    public var packetMarkMismatches = 0
     /// No kernel mark; the mark came from the policy's client selectors.
     public var selectorMarked = 0
     /// Answered by the policy itself, by reason (walled-garden, blocked).
@@ -40,6 +45,8 @@ public struct Counters: Sendable, Equatable {
     /// accept() failures of the TCP listeners (descriptors or memory exhausted).
     public var acceptErrors = 0
     public var idleSocketsClosed = 0
+    /// UDP replies the kernel would not take (client socket buffer full, a rule refusing).
+    public var replyDrops = 0
 
     public var summary: String {
         let um = NoMarkReason.allCases.map { "\($0.rawValue)=\(unmarked[$0, default: 0])" }
@@ -47,7 +54,8 @@ public struct Counters: Sendable, Equatable {
         return "queries_udp=\(queriesUDP) queries_tcp=\(queriesTCP) answered=\(answered) "
             + "servfail=\(servfail) refused=\(refused) formerr=\(formerr) notimp=\(notimp) "
             + "dropped=\(droppedMalformed) overload=\(overload) marked=\(marked) "
-            + "selector_marked=\(selectorMarked) \(um) "
+            + "selector_marked=\(selectorMarked) packet_marks=\(packetMarks) packet_marks_verified=\(packetMarksVerified) "
+            + "packet_mark_mismatches=\(packetMarkMismatches) \(um) "
             + "walled_garden=\(localAnswers["walled-garden", default: 0]) blocked=\(localAnswers["blocked", default: 0]) "
             + "local=\(localAnswers["local", default: 0]) private_reverse=\(localAnswers["private-reverse", default: 0]) "
             + "reloads=\(reloads) cache_hits=\(cacheHits) stale_served=\(staleServed) coalesced=\(coalesced) "
@@ -56,6 +64,6 @@ public struct Counters: Sendable, Equatable {
             + "upstream_retries=\(upstreamRetries) "
             + "truncated=\(truncatedRelayed) unmatched=\(unmatchedAnswers) "
             + "mismatched=\(mismatchedAnswers) port_rebinds=\(portQuarantineRebinds) "
-            + "tcp_rejected=\(tcpRejected) accept_errors=\(acceptErrors) idle_sockets_closed=\(idleSocketsClosed)"
+            + "tcp_rejected=\(tcpRejected) accept_errors=\(acceptErrors) idle_sockets_closed=\(idleSocketsClosed) reply_drops=\(replyDrops)"
     }
 }

@@ -1,3 +1,4 @@
+import CBatchIO
 import Conntrack
 import Dispatch
 import Logging
@@ -47,7 +48,7 @@ public final class Forwarder: Sendable {
         let engineConfig = config.perEngine(threads: threads)
         var engines: [NIOLoopBound<QueryEngine>] = []
         var hasMarkSource = false
-        for loop in loops {
+        for (index, loop) in loops.enumerated() {
             // The mark source is created on the loop that will use it (it is not thread-safe).
             let made: Result<(NIOLoopBound<QueryEngine>, Bool), ForwarderStartError> = try loop.submit {
                 var markSource: (any MarkSource)? = nil
@@ -63,14 +64,23 @@ public final class Forwarder: Sendable {
                 }
                 let engine = QueryEngine(loop: loop, config: engineConfig, markSource: markSource, shared: shared,
                                          logger: logger)
+                let bound = NIOLoopBound(engine, eventLoop: loop)
+                do {
+                    let notifier = try ReadinessNotifier(loop: loop) { tokens in bound.value.listenersReady(tokens) }
+                    engine.notifier = notifier
+                    notifier.start(name: "markdns-udp-\(index)")
+                } catch {
+                    return .failure(ForwarderStartError(description: "cannot watch UDP sockets: \(error)"))
+                }
                 engine.startSweeping()
-                return .success((NIOLoopBound(engine, eventLoop: loop), markSource != nil))
+                return .success((bound, markSource != nil))
             }.wait()
             switch made {
             case .success(let (e, has)):
                 engines.append(e)
                 hasMarkSource = has
             case .failure(let error):
+                stopEngines(engines)
                 try? group.syncShutdownGracefully()
                 throw error
             }
@@ -89,21 +99,21 @@ public final class Forwarder: Sendable {
                 // With several loops the listeners share the port (SO_REUSEPORT); make sure
                 // nobody else holds it first, or we would silently split its traffic.
                 if threads > 1 { try checkPortFree(address, local: endpoint) }
-                var udp: [any Channel] = [], tcp: [any Channel] = []
+                var udp: [Int32] = [], tcp: [any Channel] = []
                 for engine in engines {
-                    udp.append(try bindUDP(address, local: endpoint, engine: engine, reusePort: threads > 1))
+                    udp.append(try bindUDP(endpoint, engine: engine, reusePort: threads > 1))
                     tcp.append(try bindTCP(address, engine: engine, config: config, reusePort: threads > 1))
                 }
-                channels += udp + tcp
+                channels += tcp
                 tcpListeners += tcp
                 // One client address, one loop (socket i of the group belongs to loop i).
-                for group in [udp, tcp] {
-                    ClientSteering.attach(to: group[0], ipv6: endpoint.address.isIPv6, loops: threads, logger: logger)
-                }
+                ClientSteering.attach(fd: udp[0], ipv6: endpoint.address.isIPv6, loops: threads, logger: logger)
+                ClientSteering.attach(to: tcp[0], ipv6: endpoint.address.isIPv6, loops: threads, logger: logger)
                 names.append(endpoint.description)
             }
         } catch {
             for c in channels { try? c.close().wait() }
+            stopEngines(engines)
             localData.stop()
             try? group.syncShutdownGracefully()
             throw error
@@ -156,6 +166,7 @@ public final class Forwarder: Sendable {
         for f in drained { try? f.wait() }
         let closing = channels.map { channel in channel.eventLoop.flatSubmit { channel.close() } }
         for c in closing { try? c.wait() }
+        Self.stopEngines(engines)
         let total = counters()
         localData.stop()
         try? group.syncShutdownGracefully()
@@ -215,7 +226,7 @@ public final class Forwarder: Sendable {
         var total = Counters()
         var outstanding = 0
         for engine in engines {
-            let (c, o) = (try? engine.eventLoop.submit { (engine.value.counters, engine.value.inFlight) }.wait()) ?? (Counters(), 0)
+            let (c, o) = (try? engine.eventLoop.submit { (engine.value.countersNow, engine.value.inFlight) }.wait()) ?? (Counters(), 0)
             total.add(c)
             outstanding += o
         }
@@ -224,25 +235,22 @@ public final class Forwarder: Sendable {
 
     // MARK: - Binding
 
-    private static func bindUDP(_ address: SocketAddress, local: Endpoint, engine: NIOLoopBound<QueryEngine>,
-                                reusePort: Bool) throws -> any Channel {
+    /// A raw UDP listener for `engine`'s loop (see `RawUDPListener`); returns its descriptor.
+    private static func bindUDP(_ local: Endpoint, engine: NIOLoopBound<QueryEngine>, reusePort: Bool) throws -> Int32 {
         do {
-            return try DatagramBootstrap(group: engine.eventLoop)
-                .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                .channelOption(.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: reusePort ? 1 : 0)
-                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4096))
-                .channelOption(.datagramVectorReadMessageCount, value: 16)
-                .channelOption(.receivePacketInfo, value: true)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(
-                            UDPListenerHandler(engine: engine.value, local: local))
-                    }
-                }
-                .bind(to: address).wait()
+            return try engine.eventLoop.submit {
+                let listener = try RawUDPListener(local: local, reusePort: reusePort)
+                do { try engine.value.adopt(listener) } catch { listener.close(); throw error }
+                return listener.fd
+            }.wait()
         } catch {
             throw bindError(error, address: local, proto: "udp")
         }
+    }
+
+    /// Closes every engine's UDP listeners and stops their notifier threads.
+    private static func stopEngines(_ engines: [NIOLoopBound<QueryEngine>]) {
+        for engine in engines { try? engine.eventLoop.submit { engine.value.closeListeners() }.wait() }
     }
 
     private static func bindTCP(_ address: SocketAddress, engine: NIOLoopBound<QueryEngine>, config: ForwarderConfig,

@@ -49,6 +49,10 @@ public struct ForwarderConfig: Sendable {
     /// top clients, query log). Nil: nothing is observed and nothing is spent on it.
     public var observer: (any QueryObserver)?
 
+    /// Where client marks come from: packet marks (SO_RCVMARK) once they are seen to match
+    /// ctnetlink's connmarks (`auto`), or ctnetlink for every query (`conntrack`).
+    public var markSource: PacketMarkTrust.Mode = .auto
+
     /// Event loops, each with its own engine, listeners (SO_REUSEPORT), ctnetlink socket,
     /// cache and upstream sockets.
     public var threads: Int = ForwarderConfig.defaultThreads

@@ -42,6 +42,43 @@ extension QueryEngine {
         return pendingEvent
     }
 
+    /// The client flow's mark: the query's own packet mark when it is trusted to equal the
+    /// connmark (see `PacketMarkTrust`), otherwise a ctnetlink lookup; every lookup made
+    /// with a packet mark at hand checks it.
+    func resolveMark(_ flow: FlowTuple, packetMark: UInt32?) -> MarkLookup? {
+        guard markSource != nil else { return nil }
+        switch markTrust.step(packetMark: packetMark) {
+        case .usePacket(let mark):
+            counters.packetMarks += 1
+            return .found(mark)
+        case .lookup(let verify):
+            let result = lookupMark(flow)
+            guard let verify, let result else { return result }
+            let before = markTrust.state
+            switch markTrust.verified(packetMark: verify, lookup: result) {
+            case .agreed:
+                counters.packetMarksVerified += 1
+                if before != .trusted && markTrust.state == .trusted {
+                    logger.info("packet marks match connmarks (\(markTrust.warmup) compared): using packet marks (SO_RCVMARK) instead of ctnetlink lookups; 1 query in \(markTrust.sampleEvery) is still compared")
+                }
+            case .mismatch(let first):
+                counters.packetMarkMismatches += 1
+                if first {
+                    let connmark: String
+                    switch result {
+                    case .found(let m): connmark = hex(m)
+                    case .notFound: connmark = "none (no conntrack entry)"
+                    case .failed: connmark = "?"
+                    }
+                    logger.warning("packet mark \(hex(verify)) differs from connmark \(connmark) of \(flow): the ruleset does not restore the connmark onto packets before they reach markdns (meta mark set ct mark / CONNMARK --restore-mark), or changes it afterwards; looking every connmark up with ctnetlink until the next reload")
+                }
+            case .inconclusive:
+                break
+            }
+            return result
+        }
+    }
+
     /// The client flow's mark, timed and reported when observed.
     func lookupMark(_ flow: FlowTuple) -> MarkLookup? {
         guard let markSource else { return nil }
@@ -97,7 +134,7 @@ extension QueryEngine {
         case .error: kind = .error
         case .unusableAnswer: kind = .unusable
         }
-        let local = txn.udpSocket?.channel.localAddress?.endpoint
+        let local = txn.udpSocket?.local
         observer.upstreamAttemptEnded(UpstreamAttempt(
             upstream: txn.upstreams[txn.plan.current], proto: txn.upstreamProtocol, mark: txn.mark, local: local,
             latency: Self.monotonic - txn.attemptStarted, outcome: kind))

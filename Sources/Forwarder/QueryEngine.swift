@@ -34,22 +34,35 @@ final class QueryEngine {
     /// Queries per pool so far: the round-robin position and the `fastest` exploration turn.
     private var poolTurns: [String: Int] = [:]
     let neighbours = NeighbourTable()
-    private(set) var counters = Counters()
+    var counters = Counters()
     private(set) var cache: AnswerCache<CacheView>
     /// Queries in flight upstream, by what they ask and for whom: an identical query of the
     /// same view, mark, pool and transport waits for the same answer instead of going
     /// upstream again. Never shared across marks (dnsmasq merges them).
     private var inflight: [InflightKey: Transaction] = [:]
     private var pools: [UpstreamUDPPool.Key: UpstreamUDPPool] = [:]
+    /// Every open upstream UDP socket, by its notifier token (above the listeners' tokens).
+    private var upstreamSockets: [Int: UpstreamUDPSocket] = [:]
+    private var nextSocketToken = QueryEngine.firstSocketToken
+    static let firstSocketToken = 1 << 20
+    /// Receive buffers for every raw socket of this loop (one batch at a time).
+    let receiver = DatagramReceiver()
+    let allocator = ByteBufferAllocator()
     /// Port quarantine and TCP limits, shared by the engines of all loops.
     let shared: SharedState
     /// UDP writes of this loop tick, flushed together (sendmmsg).
     let batcher: WriteBatcher
     private var random = SecureRandom()
     private var loggedNoMark: Set<NoMarkReason> = []
+    /// Whether packet marks (SO_RCVMARK) may stand in for ctnetlink lookups.
+    var markTrust: PacketMarkTrust
     private var faultLog = FaultLogLimiter(interval: 10)
     private var outstanding = 0
     private var outstandingPerClient: [IPAddress: Int] = [:]
+    /// The client UDP sockets of this loop (the index is the notifier's token) and the
+    /// thread that reports them readable.
+    var listeners: [RawUDPListener] = []
+    var notifier: ReadinessNotifier?
     /// Set when draining for shutdown.
     var draining = false
     private var drainWaiters: [EventLoopPromise<Void>] = []
@@ -66,6 +79,7 @@ final class QueryEngine {
         self.markSource = markSource
         self.logger = logger
         self.observer = config.observer
+        self.markTrust = PacketMarkTrust(mode: config.markSource)
         self.policy = config.policy
         self.localZone = LocalZone(config: config.policy.config.local)
         self.cache = AnswerCache(limits: .init(capacity: config.cacheSize, minTTL: config.cacheMinTTL,
@@ -74,6 +88,8 @@ final class QueryEngine {
 
     func reload(_ policy: PolicyEngine) {
         self.policy = policy
+        // The ruleset may have changed with the policy: packet marks are checked again.
+        markTrust.reset()
         // Pools may point elsewhere now: answers of the old policy must not be served.
         cache.removeAll()
         counters.reloads += 1
@@ -102,11 +118,18 @@ final class QueryEngine {
 
     var inFlight: Int { outstanding }
 
+    /// The counters with the listeners' reply drops.
+    var countersNow: Counters {
+        var c = counters
+        for listener in listeners { c.replyDrops += listener.sendDrops }
+        return c
+    }
+
     // MARK: - Client side
 
     /// A query from a client. `bytes` is the whole DNS message.
     func receive(_ bytes: ByteBuffer, flow: FlowTuple, reply: ReplyTarget, interfaceIndex: Int? = nil,
-                 tcpClient: TCPClientHandler? = nil) {
+                 packetMark: UInt32? = nil, tcpClient: TCPClientHandler? = nil) {
         if flow.proto == .udp { counters.queriesUDP += 1 } else { counters.queriesTCP += 1 }
         openEvent(flow)
         defer { pendingEvent = nil }
@@ -136,7 +159,7 @@ final class QueryEngine {
         }
 
         // Mark of the client's flow, then what the policy makes of it.
-        let lookup = lookupMark(flow)
+        let lookup = resolveMark(flow, packetMark: packetMark)
         var client = ClientIdentity(address: flow.client.address)
         if policy.consultsSelectors, !hasPolicyMark(lookup) {
             if policy.usesMAC { client.mac = neighbours.mac(for: flow.client.address) }
@@ -523,13 +546,12 @@ final class QueryEngine {
 
     private func sendUDP(_ txn: Transaction, upstream index: Int, attempt: Int) {
         let pool = self.pool(mark: txn.mark, upstream: txn.upstreams[index])
-        if let socket = pickSocket(pool) {
-            sendUDP(txn, on: socket)
-        } else {
-            pool.waiting.append((txn, attempt))
-            // Opening may have failed synchronously (EMFILE, no route ...): fail over now.
-            if pool.opening == 0 { failWaiting(pool) }
+        guard let socket = pickSocket(pool) else {
+            // No socket could be opened (EMFILE, no route, ...; logged): fail over now.
+            attemptFailed(txn, outcome: .error)
+            return
         }
+        sendUDP(txn, on: socket)
     }
 
     private func pool(mark: UInt32, upstream: Endpoint) -> UpstreamUDPPool {
@@ -540,11 +562,9 @@ final class QueryEngine {
         return pool
     }
 
-    /// A random ready socket of the pool; opens more while the pool is below its size.
+    /// A random ready socket of the pool; opens one more while the pool is below its size.
     private func pickSocket(_ pool: UpstreamUDPPool) -> UpstreamUDPSocket? {
-        if pool.ready.count + pool.opening < config.socketsPerPool {
-            openSocket(pool, tries: 0)
-        }
+        if pool.ready.count < config.socketsPerPool { openSocket(pool) }
         guard !pool.ready.isEmpty else { return nil }
         return pool.ready[random.below(pool.ready.count)]
     }
@@ -560,23 +580,35 @@ final class QueryEngine {
         socket.pending[id] = txn
         socket.used += 1
         socket.lastUsed = now
-        var bytes = txn.upstreamQuery
-        bytes.withUnsafeMutableReadableBytes { DNSRewrite.setID(id, in: $0) }
+        txn.upstreamQuery.withUnsafeMutableReadableBytes { DNSRewrite.setID(id, in: $0) }
         counters.upstreamSent += 1
-        if socket.used == 1 {
-            // A new 5-tuple: this first send is the one netfilter refuses (EPERM) when no
-            // conntrack entry can be made (table full) or a rule drops it. NIO then closes
-            // the socket (udpSocketClosed fails its queries over); say why, here.
-            let sent = loop.makePromise(of: Void.self)
-            sent.futureResult.assumeIsolated().whenFailure { error in
-                self.logFault("send \(socket.pool.upstream)", "cannot send to upstream \(socket.pool.upstream) with mark \(hex(socket.pool.key.mark)): \(error) (a full conntrack table or a firewall rule refusing new upstream flows?)")
-            }
-            // Unbatched (once per socket): nothing is queued on a new socket before it.
-            socket.channel.writeAndFlush(bytes, promise: sent)
-        } else {
-            batcher.write(socket.channel, bytes)
+        let sent = txn.upstreamQuery.withUnsafeReadableBytes { send(socket.fd, $0.baseAddress, $0.count, 0) }
+        if sent < 0 {
+            sendFailed(errno, txn: txn, on: socket)
+            return
         }
         if socket.used >= config.queriesPerSocket { retire(socket) }
+    }
+
+    /// A refused send: ICMP unreachable reported late (the upstream), a full buffer (this
+    /// query), or netfilter refusing the flow, e.g. a full conntrack table (the socket).
+    private func sendFailed(_ error: Int32, txn: Transaction, on socket: UpstreamUDPSocket) {
+        switch error {
+        case ECONNREFUSED, EHOSTUNREACH, ENETUNREACH:
+            udpSocketError(error, on: socket)
+        case EAGAIN, EWOULDBLOCK, ENOBUFS, EINTR:
+            counters.upstreamErrors += 1
+            attemptFailed(txn, outcome: .error)
+        default:
+            logFault("send \(socket.pool.upstream)", "cannot send to upstream \(socket.pool.upstream) with mark \(hex(socket.pool.key.mark)): \(errnoText(error)) (a full conntrack table or a firewall rule refusing new upstream flows?)")
+            counters.upstreamErrors += 1
+            socket.retired = true
+            socket.pool.ready.removeAll { $0 === socket }
+            let waiting = Array(socket.pending.values)
+            socket.pending.removeAll()
+            close(socket)
+            for txn in waiting { attemptFailed(txn, outcome: .error) }
+        }
     }
 
     private func retire(_ socket: UpstreamUDPSocket) {
@@ -587,10 +619,16 @@ final class QueryEngine {
     }
 
     private func maybeClose(_ socket: UpstreamUDPSocket) {
-        guard socket.retired, socket.pending.isEmpty, !socket.closed else { return }
+        guard socket.retired, socket.pending.isEmpty else { return }
+        close(socket)
+    }
+
+    private func close(_ socket: UpstreamUDPSocket) {
+        guard !socket.closed else { return }
         socket.closed = true
         recordPort(socket)
-        socket.channel.close(promise: nil)
+        upstreamSockets[socket.token] = nil
+        Glibc.close(socket.fd)  // also leaves the notifier's epoll set
     }
 
     private var now: Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
@@ -600,72 +638,85 @@ final class QueryEngine {
                           mark: socket.pool.key.mark, now: now)
     }
 
-    private func openSocket(_ pool: UpstreamUDPPool, tries: Int) {
-        pool.opening += 1
+    /// Opens a connected socket with the pool's mark (at most 8 tries to get a local port
+    /// the quarantine allows). On failure it is logged and counted, and the pool stays as
+    /// it was.
+    private func openSocket(_ pool: UpstreamUDPPool) {
         let mark = pool.key.mark
+        for _ in 0..<8 {
+            let fd: Int32
+            do { fd = try DatagramReceiver.udpSocket(for: pool.upstream) } catch {
+                openFailed(pool, "\(error)")
+                return
+            }
+            var m = mark
+            if mark != 0, setsockopt(fd, SOL_SOCKET, SO_MARK, &m, socklen_t(MemoryLayout<UInt32>.size)) != 0 {
+                let e = errno
+                Glibc.close(fd)
+                openFailed(pool, "SO_MARK: \(errnoText(e))")
+                return
+            }
+            if let e = DatagramReceiver.withSockAddr(pool.upstream, { connect(fd, $0, $1) }) {
+                Glibc.close(fd)
+                openFailed(pool, "connect: \(errnoText(e))")
+                return
+            }
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let named = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+            }
+            let local = named == 0 ? withUnsafePointer(to: &storage) { DatagramReceiver.endpoint($0) } : nil
+            let qkey = PortQuarantine.Key(upstream: pool.upstream, port: local?.port ?? 0)
+            if !shared.portAllowed(qkey, mark: mark, now: now) {
+                // This 5-tuple carried another mark recently; its conntrack entry may still be
+                // alive. Never reuse it for this mark.
+                counters.portQuarantineRebinds += 1
+                Glibc.close(fd)
+                continue
+            }
+            let token = nextSocketToken
+            nextSocketToken += 1
+            do { try notifier?.watch(fd, token: token) } catch {
+                Glibc.close(fd)
+                openFailed(pool, "\(error)")
+                return
+            }
+            let socket = UpstreamUDPSocket(fd: fd, token: token, pool: pool, local: local)
+            upstreamSockets[token] = socket
+            recordPort(socket)
+            pool.ready.append(socket)
+            return
+        }
+        openFailed(pool, "no local port free of other marks after 8 tries")
+    }
+
+    private func openFailed(_ pool: UpstreamUDPPool, _ why: String) {
+        logFault("open \(pool.upstream)", "cannot open upstream socket to \(pool.upstream) with mark \(hex(pool.key.mark)): \(why)")
+        counters.upstreamErrors += 1
+    }
+
+    /// The notifier reported an upstream socket readable: reads its answers.
+    func upstreamReady(_ token: Int) {
+        for _ in 0..<Self.batchesPerTurn {
+            guard let socket = upstreamSockets[token], !socket.closed else { return }
+            let result = receiver.receive(socket.fd) { d in
+                var buffer = allocator.buffer(capacity: d.bytes.count)
+                buffer.writeBytes(d.bytes)
+                udpAnswer(buffer, on: socket)
+            }
+            if let error = result.error { udpSocketError(error, on: socket) }
+            if socket.closed { return }
+            if result.count < DatagramReceiver.batch && result.error == nil {
+                notifier?.rearm(socket.fd, token: token)
+                return
+            }
+        }
         let bound = NIOLoopBound(self, eventLoop: loop)
-        var bootstrap = DatagramBootstrap(group: loop)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4096))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(UpstreamUDPHandler(engine: bound.value))
-                }
-            }
-        if mark != 0 {
-            bootstrap = bootstrap.channelOption(.socket(SocketOptionLevel(SOL_SOCKET), SO_MARK),
-                                                value: SocketOptionValue(Int32(bitPattern: mark)))
-        }
-        bootstrap.connect(to: socketAddress(pool.key.upstream)).assumeIsolated().whenComplete { result in
-            pool.opening -= 1
-            switch result {
-            case .success(let channel):
-                self.socketOpened(channel, pool: pool, tries: tries)
-            case .failure(let error):
-                self.logFault("open \(pool.upstream)", "cannot open upstream socket to \(pool.upstream) with mark \(hex(mark)): \(error)")
-                self.counters.upstreamErrors += 1
-                self.failWaiting(pool)
-            }
-        }
+        loop.execute { bound.value.upstreamReady(token) }
     }
 
-    private func socketOpened(_ channel: any Channel, pool: UpstreamUDPPool, tries: Int) {
-        let port = UInt16(channel.localAddress?.port ?? 0)
-        let qkey = PortQuarantine.Key(upstream: pool.upstream, port: port)
-        if !shared.portAllowed(qkey, mark: pool.key.mark, now: now) {
-            // This 5-tuple carried another mark recently; its conntrack entry may still be
-            // alive. Never reuse it for this mark.
-            counters.portQuarantineRebinds += 1
-            channel.close(promise: nil)
-            if tries < 8 { openSocket(pool, tries: tries + 1) } else { failWaiting(pool) }
-            return
-        }
-        let socket = UpstreamUDPSocket(channel: channel, pool: pool, localPort: port)
-        recordPort(socket)
-        guard let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamUDPHandler.self) else {
-            channel.close(promise: nil)
-            failWaiting(pool)
-            return
-        }
-        handler.socket = socket
-        pool.ready.append(socket)
-        let waiting = pool.waiting
-        pool.waiting = []
-        for (txn, attempt) in waiting where txn.attempt == attempt && !txn.finished {
-            guard let socket = pickSocket(pool) else { pool.waiting.append((txn, attempt)); continue }
-            sendUDP(txn, on: socket)
-        }
-    }
-
-    private func failWaiting(_ pool: UpstreamUDPPool) {
-        guard pool.ready.isEmpty, pool.opening == 0 else { return }
-        let waiting = pool.waiting
-        pool.waiting = []
-        for (txn, attempt) in waiting where txn.attempt == attempt {
-            attemptFailed(txn, outcome: .error)
-        }
-    }
-
-    func udpAnswer(_ bytes: ByteBuffer, from: SocketAddress, on socket: UpstreamUDPSocket) {
+    func udpAnswer(_ bytes: ByteBuffer, on socket: UpstreamUDPSocket) {
         guard bytes.readableBytes >= DNSHeader.size,
               let id = bytes.getInteger(at: bytes.readerIndex, as: UInt16.self),
               let txn = socket.pending[id]
@@ -678,22 +729,16 @@ final class QueryEngine {
 
     /// ICMP unreachable (ECONNREFUSED) and friends: every query waiting on this socket was
     /// sent to the same upstream, so each fails over.
-    func udpSocketError(_ error: any Error, on socket: UpstreamUDPSocket) {
+    func udpSocketError(_ error: Int32, on socket: UpstreamUDPSocket) {
         counters.upstreamErrors += 1
-        logger.debug("upstream \(socket.pool.upstream) socket error: \(error)")
+        logger.debug("upstream \(socket.pool.upstream) socket error: \(errnoText(error))")
         for txn in Array(socket.pending.values) { attemptFailed(txn, outcome: .error) }
     }
 
-    func udpSocketClosed(_ socket: UpstreamUDPSocket) {
-        socket.pool.ready.removeAll { $0 === socket }
-        if !socket.closed {
-            // Not closed by us: NIO closed it on an error (a refused send).
-            counters.upstreamErrors += 1
-            socket.closed = true
-            socket.retired = true
-            recordPort(socket)
-        }
-        for txn in Array(socket.pending.values) { attemptFailed(txn, outcome: .error) }
+    /// Closes every upstream socket (shutdown).
+    func closeUpstreamSockets() {
+        for socket in Array(upstreamSockets.values) { close(socket) }
+        pools.removeAll()
     }
 
     // MARK: - TCP upstream
@@ -791,7 +836,7 @@ final class QueryEngine {
                 counters.idleSocketsClosed += 1
                 retire(socket)
             }
-            if pool.ready.isEmpty && pool.opening == 0 && pool.waiting.isEmpty {
+            if pool.ready.isEmpty {
                 pools[key] = nil
             }
         }

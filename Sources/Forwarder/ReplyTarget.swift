@@ -1,9 +1,11 @@
+import MarkCore
 import NIOCore
 
 /// Where a client's answer goes: back out of the listener it came in on.
 enum ReplyTarget {
-    /// A UDP listener bound to one local address, so replies leave from that address.
-    case udp(any Channel, SocketAddress)
+    /// A UDP listener bound to one local address, so replies leave from that address (in
+    /// sendmmsg batches at the end of the loop tick).
+    case udp(RawUDPListener, Endpoint)
     /// A client TCP connection (length framing is added by its pipeline).
     case tcp(any Channel)
 
@@ -11,8 +13,8 @@ enum ReplyTarget {
     /// are flushed at once.
     func send(_ bytes: ByteBuffer, batcher: WriteBatcher) {
         switch self {
-        case .udp(let channel, let client):
-            batcher.write(channel, AddressedEnvelope(remoteAddress: client, data: bytes))
+        case .udp(let listener, let client):
+            batcher.write(listener, bytes, to: client)
         case .tcp(let channel):
             channel.writeAndFlush(bytes, promise: nil)
         }

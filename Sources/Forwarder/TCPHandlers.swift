@@ -123,28 +123,3 @@ final class UpstreamTCPHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 }
-
-/// A UDP listener bound to one local address.
-final class UDPListenerHandler: ChannelInboundHandler {
-    typealias InboundIn = AddressedEnvelope<ByteBuffer>
-
-    private let engine: QueryEngine
-    private let local: Endpoint
-
-    init(engine: QueryEngine, local: Endpoint) {
-        self.engine = engine
-        self.local = local
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let envelope = unwrapInboundIn(data)
-        guard let client = envelope.remoteAddress.endpoint else { return }
-        engine.receive(envelope.data, flow: FlowTuple(proto: .udp, client: client, local: local),
-                       reply: .udp(context.channel, envelope.remoteAddress),
-                       interfaceIndex: envelope.metadata?.packetInfo?.interfaceIndex)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A listener survives transient errors (e.g. ICMP errors on sends to clients).
-    }
-}

@@ -1,12 +1,14 @@
 import MarkCore
-import NIOCore
 
 /// One connected UDP socket to one upstream, carrying one mark only. Connected, so the
-/// kernel drops datagrams from any other address/port and reports ICMP unreachable.
+/// kernel drops datagrams from any other address/port and reports ICMP unreachable. A
+/// plain descriptor (see `RawUDPListener`), watched by the engine's notifier as `token`.
 final class UpstreamUDPSocket {
-    let channel: any Channel
+    let fd: Int32
+    let token: Int
     let pool: UpstreamUDPPool
-    let localPort: UInt16
+    let local: Endpoint?
+    var localPort: UInt16 { local?.port ?? 0 }
     /// In flight on this socket, by the ID we sent.
     var pending: [UInt16: Transaction] = [:]
     /// Every ID this socket has sent.
@@ -17,10 +19,11 @@ final class UpstreamUDPSocket {
     var retired = false
     var closed = false
 
-    init(channel: any Channel, pool: UpstreamUDPPool, localPort: UInt16) {
-        self.channel = channel
+    init(fd: Int32, token: Int, pool: UpstreamUDPPool, local: Endpoint?) {
+        self.fd = fd
+        self.token = token
         self.pool = pool
-        self.localPort = localPort
+        self.local = local
     }
 }
 
@@ -34,38 +37,9 @@ final class UpstreamUDPPool {
     let key: Key
     let upstream: Endpoint
     var ready: [UpstreamUDPSocket] = []
-    var opening = 0
-    /// Transactions waiting for a socket (only while the first sockets are opening).
-    var waiting: [(Transaction, Int)] = []
 
     init(key: Key) {
         self.key = key
         self.upstream = key.upstream
-    }
-}
-
-/// Reads answers from an upstream UDP socket and hands them to the engine.
-final class UpstreamUDPHandler: ChannelInboundHandler {
-    typealias InboundIn = AddressedEnvelope<ByteBuffer>
-
-    private let engine: QueryEngine
-    var socket: UpstreamUDPSocket?
-
-    init(engine: QueryEngine) { self.engine = engine }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let envelope = unwrapInboundIn(data)
-        guard let socket else { return }
-        engine.udpAnswer(envelope.data, from: envelope.remoteAddress, on: socket)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let socket else { return }
-        engine.udpSocketError(error, on: socket)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        guard let socket else { return }
-        engine.udpSocketClosed(socket)
     }
 }

@@ -1,0 +1,55 @@
+// Batched datagram I/O for the UDP fast path (RawUDPListener). Glibc only declares
+// recvmmsg/sendmmsg and struct mmsghdr under _GNU_SOURCE, which Swift's Glibc module does
+// not define; these wrappers give Swift the GNU declarations.
+#ifndef MARKDNS_CBATCHIO_H
+#define MARKDNS_CBATCHIO_H
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <sys/socket.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <pthread.h>
+#include <stdint.h>
+
+typedef struct mmsghdr markdns_mmsghdr;
+
+static inline int markdns_recvmmsg(int fd, markdns_mmsghdr *msgs, unsigned int n) {
+    return recvmmsg(fd, msgs, n, 0, 0);
+}
+
+static inline int markdns_sendmmsg(int fd, markdns_mmsghdr *msgs, unsigned int n) {
+    return sendmmsg(fd, msgs, n, 0);
+}
+
+// epoll with one-shot read interest; each descriptor is reported by its 64-bit token
+// (struct epoll_event is packed on x86-64, so it stays on this side).
+static inline int markdns_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+static inline int markdns_epoll_watch(int ep, int fd, uint64_t token, int add) {
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u64 = token };
+    return epoll_ctl(ep, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev);
+}
+
+static inline int markdns_epoll_watch_always(int ep, int fd, uint64_t token) {
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = token };
+    return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static inline int markdns_epoll_unwatch(int ep, int fd) {
+    return epoll_ctl(ep, EPOLL_CTL_DEL, fd, 0);
+}
+
+/* Waits for readiness; writes up to `max` (<= 64) tokens. Returns their count, or -1. */
+static inline int markdns_epoll_wait(int ep, uint64_t *tokens, int max) {
+    struct epoll_event events[64];
+    if (max > 64) max = 64;
+    int n = epoll_wait(ep, events, max, -1);
+    for (int i = 0; i < n; i++) tokens[i] = events[i].data.u64;
+    return n;
+}
+
+static inline int markdns_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+static inline void markdns_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
+#endif

@@ -1,0 +1,169 @@
+import CBatchIO
+import MarkCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Receive buffers for up to `batch` datagrams read with one recvmmsg, with each one's
+/// source address and control messages: the packet mark (SO_RCVMARK, Linux 5.19+) and the
+/// interface it came in on (IP_PKTINFO / IPV6_PKTINFO). One per event loop is enough for
+/// all its sockets: a batch is handled before the next is read.
+final class DatagramReceiver {
+    static let batch = 32
+    /// Slot per datagram: a longer one is cut (and then answered FORMERR if a query).
+    static let slotSize = 4096
+    static let controlSize = 128
+
+    struct Datagram {
+        var bytes: UnsafeRawBufferPointer
+        var source: Endpoint?
+        /// nil when the kernel did not report one (no SO_RCVMARK).
+        var mark: UInt32?
+        var interfaceIndex: Int?
+    }
+
+    /// What one read gave: how many datagrams, or the socket's pending error (a connected
+    /// UDP socket reports ICMP unreachable as ECONNREFUSED on the next read).
+    struct Result {
+        var count: Int
+        var error: Int32?
+    }
+
+    private let data: UnsafeMutableRawPointer
+    private let names: UnsafeMutablePointer<sockaddr_storage>
+    private let control: UnsafeMutableRawPointer
+    private let iov: UnsafeMutablePointer<iovec>
+    private let msgs: UnsafeMutablePointer<markdns_mmsghdr>
+
+    init() {
+        let n = Self.batch
+        data = .allocate(byteCount: n * Self.slotSize, alignment: 16)
+        names = .allocate(capacity: n)
+        control = .allocate(byteCount: n * Self.controlSize, alignment: 16)
+        iov = .allocate(capacity: n)
+        msgs = .allocate(capacity: n)
+        for i in 0..<n { iov[i] = iovec(iov_base: data + i * Self.slotSize, iov_len: Self.slotSize) }
+    }
+
+    deinit {
+        data.deallocate(); names.deallocate(); control.deallocate(); iov.deallocate(); msgs.deallocate()
+    }
+
+    /// Reads up to `batch` datagrams from `fd` (nonblocking) and hands each to `body`; the
+    /// bytes are valid only during the call.
+    func receive(_ fd: Int32, _ body: (Datagram) -> Void) -> Result {
+        let n = Self.batch
+        for i in 0..<n {
+            msgs[i] = markdns_mmsghdr(msg_hdr: msghdr(
+                msg_name: UnsafeMutableRawPointer(names + i), msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
+                msg_iov: iov + i, msg_iovlen: 1,
+                msg_control: control + i * Self.controlSize, msg_controllen: Self.controlSize, msg_flags: 0), msg_len: 0)
+        }
+        var got: Int32
+        repeat { got = markdns_recvmmsg(fd, msgs, UInt32(n)) } while got < 0 && errno == EINTR
+        guard got > 0 else {
+            let e = errno
+            return Result(count: 0, error: got < 0 && e != EAGAIN && e != EWOULDBLOCK ? e : nil)
+        }
+        for i in 0..<Int(got) {
+            let hdr = msgs[i].msg_hdr
+            var datagram = Datagram(bytes: UnsafeRawBufferPointer(start: data + i * Self.slotSize,
+                                                                  count: min(Int(msgs[i].msg_len), Self.slotSize)),
+                                    source: hdr.msg_namelen > 0 ? Self.endpoint(names + i) : nil)
+            Self.parseControl(hdr.msg_control, length: Int(hdr.msg_controllen), into: &datagram)
+            body(datagram)
+        }
+        return Result(count: Int(got), error: nil)
+    }
+
+    /// Packet mark and incoming interface from the control messages (cmsghdr: size_t
+    /// length, int level, int type, data at the next 8-byte boundary).
+    static func parseControl(_ control: UnsafeMutableRawPointer?, length: Int, into d: inout Datagram) {
+        guard let control else { return }
+        let header = MemoryLayout<Int>.size + 8
+        var offset = 0
+        while offset + header <= length {
+            let len = control.loadUnaligned(fromByteOffset: offset, as: Int.self)
+            guard len >= header, offset + len <= length else { return }
+            let level = control.loadUnaligned(fromByteOffset: offset + MemoryLayout<Int>.size, as: Int32.self)
+            let type = control.loadUnaligned(fromByteOffset: offset + MemoryLayout<Int>.size + 4, as: Int32.self)
+            let data = offset + header
+            switch (level, type) {
+            case (SOL_SOCKET, SO_MARK) where len >= header + 4:
+                d.mark = control.loadUnaligned(fromByteOffset: data, as: UInt32.self)
+            case (Int32(IPPROTO_IP), IP_PKTINFO) where len >= header + 4:
+                d.interfaceIndex = Int(control.loadUnaligned(fromByteOffset: data, as: Int32.self))
+            case (Int32(IPPROTO_IPV6), IPV6_PKTINFO) where len >= header + 20:
+                d.interfaceIndex = Int(control.loadUnaligned(fromByteOffset: data + 16, as: Int32.self))
+            default:
+                break
+            }
+            offset += (len + 7) & ~7
+        }
+    }
+
+    static func endpoint(_ storage: UnsafePointer<sockaddr_storage>) -> Endpoint? {
+        let raw = UnsafeRawPointer(storage)
+        switch Int32(storage.pointee.ss_family) {
+        case AF_INET:
+            let sin = raw.load(as: sockaddr_in.self)
+            let a = sin.sin_addr.s_addr  // network order in memory
+            return Endpoint(address: .v4(UInt8(truncatingIfNeeded: a), UInt8(truncatingIfNeeded: a >> 8),
+                                         UInt8(truncatingIfNeeded: a >> 16), UInt8(truncatingIfNeeded: a >> 24)),
+                            port: UInt16(bigEndian: sin.sin_port))
+        case AF_INET6:
+            let sin6 = raw.load(as: sockaddr_in6.self)
+            let bytes = withUnsafeBytes(of: sin6.sin6_addr) { Array($0) }
+            return Endpoint(address: .v6(bytes), port: UInt16(bigEndian: sin6.sin6_port))
+        default:
+            return nil
+        }
+    }
+
+    /// Writes `e` as a sockaddr into `storage`; returns its length.
+    @discardableResult
+    static func fill(_ storage: inout sockaddr_storage, _ e: Endpoint) -> socklen_t {
+        withUnsafeMutablePointer(to: &storage) { p in
+            let raw = UnsafeMutableRawPointer(p)
+            switch e.address {
+            case .v4(let a, let b, let c, let d):
+                var sin = sockaddr_in()
+                sin.sin_family = sa_family_t(AF_INET)
+                sin.sin_port = e.port.bigEndian
+                withUnsafeMutableBytes(of: &sin.sin_addr) { $0[0] = a; $0[1] = b; $0[2] = c; $0[3] = d }
+                raw.storeBytes(of: sin, as: sockaddr_in.self)
+                return socklen_t(MemoryLayout<sockaddr_in>.size)
+            case .v6(let bytes):
+                var sin6 = sockaddr_in6()
+                sin6.sin6_family = sa_family_t(AF_INET6)
+                sin6.sin6_port = e.port.bigEndian
+                withUnsafeMutableBytes(of: &sin6.sin6_addr) { dst in
+                    for i in 0..<min(16, bytes.count) { dst[i] = bytes[i] }
+                }
+                raw.storeBytes(of: sin6, as: sockaddr_in6.self)
+                return socklen_t(MemoryLayout<sockaddr_in6>.size)
+            }
+        }
+    }
+
+    /// A nonblocking, close-on-exec UDP socket of `e`'s family.
+    static func udpSocket(for e: Endpoint) throws -> Int32 {
+        let family = e.address.isIPv6 ? AF_INET6 : AF_INET
+        let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+        return fd
+    }
+
+    /// bind(2) or connect(2) to `e`; the errno on failure.
+    static func withSockAddr(_ e: Endpoint, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32? {
+        var storage = sockaddr_storage()
+        let length = fill(&storage, e)
+        let rc = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) }
+        }
+        return rc == 0 ? nil : errno
+    }
+}
+
+import NIOCore  // IOError
