@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/random.h>
 
 typedef struct mmsghdr markdns_mmsghdr;
 
@@ -52,4 +53,7 @@ static inline int markdns_epoll_wait(int ep, uint64_t *tokens, int max) {
 static inline int markdns_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 
 static inline void markdns_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
+
+/* CSPRNG bytes (blocking until the pool is initialised, as at boot); -1 on error. */
+static inline long markdns_getrandom(void *buf, long len) { return getrandom(buf, (size_t)len, 0); }
 #endif

@@ -48,6 +48,8 @@ final class QueryEngine {
     /// Receive buffers for every raw socket of this loop (one batch at a time).
     let receiver = DatagramReceiver()
     let allocator = ByteBufferAllocator()
+    /// Upstream queries of this loop tick (sent together at its end).
+    let upstreamSends = UpstreamSendQueue()
     /// Port quarantine and TCP limits, shared by the engines of all loops.
     let shared: SharedState
     /// UDP writes of this loop tick, flushed together (sendmmsg).
@@ -75,6 +77,7 @@ final class QueryEngine {
         self.loop = loop
         self.shared = shared
         self.batcher = WriteBatcher(loop: loop)
+        defer { batcher.upstream = { [unowned self] in self.flushUpstream() } }
         self.config = config
         self.markSource = markSource
         self.logger = logger
@@ -582,12 +585,26 @@ final class QueryEngine {
         socket.lastUsed = now
         txn.upstreamQuery.withUnsafeMutableReadableBytes { DNSRewrite.setID(id, in: $0) }
         counters.upstreamSent += 1
-        let sent = txn.upstreamQuery.withUnsafeReadableBytes { send(socket.fd, $0.baseAddress, $0.count, 0) }
-        if sent < 0 {
-            sendFailed(errno, txn: txn, on: socket)
+        if socket.used >= config.queriesPerSocket { retire(socket) }  // closes once answered
+        if txn.upstreamQuery.readableBytes <= UpstreamSendQueue.slotSize {
+            // Sent with the tick's other queries (sendmmsg per socket), see `flushUpstream`.
+            if upstreamSends.isFull { flushUpstream() }
+            upstreamSends.enqueue(txn.upstreamQuery, socket: socket, txn: txn, id: id)
+            batcher.scheduleFlush()
             return
         }
-        if socket.used >= config.queriesPerSocket { retire(socket) }
+        let sent = txn.upstreamQuery.withUnsafeReadableBytes { send(socket.fd, $0.baseAddress, $0.count, 0) }
+        if sent < 0 { sendFailed(errno, txn: txn, on: socket) }
+    }
+
+    /// Sends the queries of this tick. A refused one fails its attempt unless the attempt
+    /// has moved on meanwhile.
+    func flushUpstream() {
+        upstreamSends.flush { entry, error in
+            let txn = entry.txn
+            guard !txn.finished, txn.udpSocket === entry.socket, txn.sentID == entry.id else { return }
+            sendFailed(error, txn: txn, on: entry.socket)
+        }
     }
 
     /// A refused send: ICMP unreachable reported late (the upstream), a full buffer (this

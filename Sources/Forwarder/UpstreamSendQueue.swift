@@ -1,0 +1,88 @@
+import CBatchIO
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Upstream queries of one loop tick, sent together at its end: one sendmmsg per upstream
+/// socket instead of one send per query. The bytes are copied (a query is small), so the
+/// transaction may change its buffer afterwards.
+final class UpstreamSendQueue {
+    static let capacity = 32
+    static let slotSize = DatagramReceiver.slotSize
+
+    struct Entry {
+        var socket: UpstreamUDPSocket
+        var txn: Transaction
+        var id: UInt16
+    }
+
+    private var entries: [Entry] = []
+    private let data: UnsafeMutableRawPointer
+    private let iov: UnsafeMutablePointer<iovec>
+    private let msgs: UnsafeMutablePointer<markdns_mmsghdr>
+    private var order: [Int] = []
+
+    var isFull: Bool { entries.count == Self.capacity }
+    var isEmpty: Bool { entries.isEmpty }
+
+    init() {
+        data = .allocate(byteCount: Self.capacity * Self.slotSize, alignment: 16)
+        iov = .allocate(capacity: Self.capacity)
+        msgs = .allocate(capacity: Self.capacity)
+        entries.reserveCapacity(Self.capacity)
+        order.reserveCapacity(Self.capacity)
+    }
+
+    deinit {
+        data.deallocate(); iov.deallocate(); msgs.deallocate()
+    }
+
+    /// Queues `bytes` (at most `slotSize`; the caller sends longer ones itself) for `socket`.
+    func enqueue(_ bytes: ByteBuffer, socket: UpstreamUDPSocket, txn: Transaction, id: UInt16) {
+        precondition(!isFull && bytes.readableBytes <= Self.slotSize)
+        let slot = data + entries.count * Self.slotSize
+        bytes.withUnsafeReadableBytes { slot.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        iov[entries.count] = iovec(iov_base: slot, iov_len: bytes.readableBytes)
+        entries.append(Entry(socket: socket, txn: txn, id: id))
+    }
+
+    /// Sends everything queued, socket by socket in the order first queued; `failed` gets
+    /// each entry the kernel refused with its errno (the entries of a socket closed by an
+    /// earlier failure are skipped).
+    func flush(_ failed: (Entry, Int32) -> Void) {
+        guard !entries.isEmpty else { return }
+        // Entries grouped by socket, keeping each socket's own order.
+        order.removeAll(keepingCapacity: true)
+        var done = [Bool](repeating: false, count: entries.count)
+        for i in entries.indices where !done[i] {
+            for j in i..<entries.count where !done[j] && entries[j].socket === entries[i].socket {
+                order.append(j)
+                done[j] = true
+            }
+        }
+        var start = 0
+        while start < order.count {
+            let socket = entries[order[start]].socket
+            var end = start
+            while end < order.count && entries[order[end]].socket === socket {
+                msgs[end] = markdns_mmsghdr(msg_hdr: msghdr(msg_name: nil, msg_namelen: 0, msg_iov: iov + order[end],
+                                                            msg_iovlen: 1, msg_control: nil, msg_controllen: 0,
+                                                            msg_flags: 0), msg_len: 0)
+                end += 1
+            }
+            var next = start
+            while next < end && !socket.closed {
+                let r = markdns_sendmmsg(socket.fd, msgs + next, UInt32(end - next))
+                if r > 0 { next += Int(r); continue }
+                let e = errno
+                if e == EINTR { continue }
+                failed(entries[order[next]], e)
+                next += 1
+            }
+            start = end
+        }
+        entries.removeAll(keepingCapacity: true)
+    }
+}
