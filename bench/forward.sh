@@ -41,6 +41,10 @@
 #                    instance (dnsmasq's own default is 150)
 #   DNSMASQ_CT_ARGS  extra arguments for the dnsmasq --conntrack instance
 #                    (dnsmasq rejects a repeated option)
+#   CEILING=0        1 = also run bench/ceiling.c (built with cc) at 127.0.0.4:53: the
+#                    least work a marking forwarder can do (one C thread, recvmmsg/sendmmsg,
+#                    SO_RCVMARK -> SO_MARK, no validation); in cache mode a responder that
+#                    answers every query itself, i.e. the load generator's own ceiling
 #   KEEP=0           1 = keep the work directory (logs, dnsperf output)
 #
 # Exit status: 0 when all runs completed and every markdns upstream flow had
@@ -63,6 +67,7 @@ case $MODE in
 esac
 PERCENTILES=${PERCENTILES:-1}
 KEEP=${KEEP:-0}
+CEILING=${CEILING:-0}
 MARKDNS_ARGS=${MARKDNS_ARGS:-}
 DNSMASQ_CT_ARGS=${DNSMASQ_CT_ARGS:-}
 DNSMASQ_FORWARD_MAX=${DNSMASQ_FORWARD_MAX:-4096}
@@ -72,6 +77,9 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 UP_ADDR=127.0.0.2 UP_PORT=5353
 MD_ADDR=127.0.0.1 MD_PORT=53
 DM_ADDR=127.0.0.3 DM_PORT=53
+CE_ADDR=127.0.0.4 CE_PORT=53
+TARGETS=(upstream markdns dnsmasq-ct)
+((CEILING)) && TARGETS+=(ceiling)
 CLIENT=127.0.0.10   # probes
 CLIENT_ADDRS=(127.0.0.10 127.0.0.11)
 CLIENT_LETTERS=(a b)
@@ -343,6 +351,16 @@ start dnsmasq-ct "$DM_ADDR" "$DM_PORT" dnsmasq "${DNSMASQ_COMMON[@]}" \
     --listen-address="$DM_ADDR" --port="$DM_PORT" --conntrack --dns-forward-max="$DNSMASQ_FORWARD_MAX" "$DM_CACHE" \
     --server="$UP_ADDR#$UP_PORT" $DNSMASQ_CT_ARGS
 
+if ((CEILING)); then
+    command -v cc >/dev/null || die "CEILING=1 needs a C compiler (cc)"
+    cc -O2 -o "$WORK/ceiling" "$REPO/bench/ceiling.c" || die "cannot build bench/ceiling.c"
+    if [[ $MODE == cache ]]; then
+        start ceiling "$CE_ADDR" "$CE_PORT" "$WORK/ceiling" "$CE_ADDR" "$CE_PORT" - - answer
+    else
+        start ceiling "$CE_ADDR" "$CE_PORT" "$WORK/ceiling" "$CE_ADDR" "$CE_PORT" "$UP_ADDR" "$UP_PORT" relay
+    fi
+fi
+
 echo "markdns $MODE benchmark  ($(date -u '+%Y-%m-%d %H:%M:%SZ'))"
 echo "host: $(nproc) cpu, kernel $(uname -r), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "markdns: $MARKDNS_BIN ($(date -u -r "$MARKDNS_BIN" '+%Y-%m-%d %H:%M'))" \
@@ -351,7 +369,7 @@ echo "dnsmasq: $(dnsmasq --version | awk 'NR == 1 { print $3 }')  dnsperf: $(dns
 echo "dnsperf -c $CLIENTS -q $OUTSTANDING -l $DURATION$( ((RATE)) && echo " -Q $RATE") in all, split over -a ${CLIENT_ADDRS[*]}, $QUERIES unique names each," \
      "$ROUNDS round(s); percentiles: $( ((PERCENTILES)) && echo 'dnsperf -v' || echo off)"
 echo "markdns: ${MD_CACHE[*]:-default cache}  dnsmasq-ct: --conntrack $DM_CACHE --dns-forward-max=$DNSMASQ_FORWARD_MAX $DNSMASQ_CT_ARGS"
-echo "targets: upstream $UP_ADDR:$UP_PORT | markdns $MD_ADDR:$MD_PORT | dnsmasq-ct $DM_ADDR:$DM_PORT"
+echo "targets: upstream $UP_ADDR:$UP_PORT | markdns $MD_ADDR:$MD_PORT | dnsmasq-ct $DM_ADDR:$DM_PORT$( ((CEILING)) && echo " | ceiling $CE_ADDR:$CE_PORT (bench/ceiling.c $([[ $MODE == cache ]] && echo answer || echo relay))")"
 echo
 
 # ---------------------------------------------------------------- rounds
@@ -361,14 +379,15 @@ for round in $(seq "$ROUNDS"); do
     echo "round $round/$ROUNDS"
     # shellcheck disable=SC2059
     printf "$HDR_FMT" rnd target qps lost% avg_ms p50_ms p99_ms sent rcvbuf ct_drop
-    for target in upstream markdns dnsmasq-ct; do
+    for target in "${TARGETS[@]}"; do
         case $target in
             upstream)   run_dnsperf "$round" "$target" "$UP_ADDR" "$UP_PORT" ;;
             markdns)    run_dnsperf "$round" "$target" "$MD_ADDR" "$MD_PORT" ;;
             dnsmasq-ct) run_dnsperf "$round" "$target" "$DM_ADDR" "$DM_PORT" ;;
+            ceiling)    run_dnsperf "$round" "$target" "$CE_ADDR" "$CE_PORT" ;;
         esac
         tail -n 1 "$RESULTS" | print_row
-        if [[ $target != upstream ]]; then
+        if [[ $target != upstream && $target != ceiling ]]; then
             read -r n good wrong < <(check_marks "$target-$round")
             MARK_LINES+=("$(printf 'round %s %-10s upstream flows %5d (0x10/0x20 %5d, other %5d); queries leaving with their client'"'"'s mark %7d, with another or none %5d' \
                 "$round" "$target" "$n" "$good" "$wrong" "$REF_OK" "$REF_BAD")")
@@ -392,8 +411,10 @@ for round in $(seq "$ROUNDS"); do
     awk -F'\t' -v r="$round" '
         $1 == r { q[$2] = $7 }
         function rt(a, b) { return (b > 0 && a != "") ? sprintf("%.2f", a / b) : "n/a" }
-        END { printf "round %s ratio markdns/dnsmasq-ct %s  markdns/upstream %s\n", r,
-                     rt(q["markdns"], q["dnsmasq-ct"]), rt(q["markdns"], q["upstream"]) }' "$RESULTS" \
+        END { printf "round %s ratio markdns/dnsmasq-ct %s  markdns/upstream %s", r,
+                     rt(q["markdns"], q["dnsmasq-ct"]), rt(q["markdns"], q["upstream"])
+              if ("ceiling" in q) printf "  ceiling/upstream %s  markdns/ceiling %s", rt(q["ceiling"], q["upstream"]), rt(q["markdns"], q["ceiling"])
+              printf "\n" }' "$RESULTS" \
         | tee -a "$WORK/ratios.txt"
     echo
 done
@@ -431,8 +452,8 @@ MEDIANS=$(awk -F'\t' '
         for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
         return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
     { for (c = 6; c <= 10; c++) if ($c != "-") v[$2, c] = v[$2, c] " " $c; seen[$2] = 1 }
-    END { split("upstream markdns dnsmasq-ct", order, " ")
-          for (k = 1; k <= 3; k++) { t = order[k]; if (!(t in seen)) continue
+    END { split("upstream markdns dnsmasq-ct ceiling", order, " ")
+          for (k = 1; k <= 4; k++) { t = order[k]; if (!(t in seen)) continue
               printf "%s", t; for (c = 6; c <= 10; c++) printf "\t%s", median(v[t, c]); printf "\n" } }' "$RESULTS")
 awk -F'\t' '{ f = "%.3f"; printf "      %-17s %10.1f %8.3f %8s %8s %8s\n", $1, $3, $2,
               ($4 == "-" ? "-" : sprintf(f, $4)), ($5 == "-" ? "-" : sprintf(f, $5)), ($6 == "-" ? "-" : sprintf(f, $6)) }' <<<"$MEDIANS"
@@ -440,13 +461,15 @@ echo
 
 qps_of() { awk -F'\t' -v t="$1" '$1 == t { print $3 }' <<<"$MEDIANS"; }
 ratio()  { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
-Q_UP=$(qps_of upstream); Q_MD=$(qps_of markdns); Q_DM=$(qps_of dnsmasq-ct)
+Q_UP=$(qps_of upstream); Q_MD=$(qps_of markdns); Q_DM=$(qps_of dnsmasq-ct); Q_CE=$(qps_of ceiling)
 if ((ROUNDS > 1)); then
     # Less sensitive to load drifting between rounds than the ratio of medians.
-    awk '{ a[NR] = $5; b[NR] = $7 }
+    awk '{ a[NR] = $5; b[NR] = $7; if (NF >= 11) { c[NR] = $9; d[NR] = $11 } }
          function med(x, n,   i, j, t) { for (i = 2; i <= n; i++) { t = x[i]; for (j = i - 1; j >= 1 && x[j] + 0 > t + 0; j--) x[j + 1] = x[j]; x[j + 1] = t }
                                          return (n % 2) ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2 }
-         END { printf "median of per-round ratios: markdns/dnsmasq-ct %.2f  markdns/upstream %.2f\n", med(a, NR), med(b, NR) }' \
+         END { printf "median of per-round ratios: markdns/dnsmasq-ct %.2f  markdns/upstream %.2f", med(a, NR), med(b, NR)
+               if (length(c)) printf "  ceiling/upstream %.2f  markdns/ceiling %.2f", med(c, NR), med(d, NR)
+               printf "\n" }' \
         "$WORK/ratios.txt"
 fi
 
@@ -456,5 +479,5 @@ if ((MD_STOP_BAD)); then echo "FAIL: markdns did not stop on SIGTERM"; STATUS=1;
 for f in "${FAILED[@]}"; do echo "FAIL: $f"; STATUS=1; done
 awk -F'\t' '$2 + 0 > 1 { printf "WARN: %s lost %.2f%% of its queries (median)\n", $1, $2 }' <<<"$MEDIANS"
 echo "load avg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "ratio markdns/dnsmasq-conntrack: $(ratio "$Q_MD" "$Q_DM")  markdns/upstream: $(ratio "$Q_MD" "$Q_UP")"
+echo "ratio markdns/dnsmasq-conntrack: $(ratio "$Q_MD" "$Q_DM")  markdns/upstream: $(ratio "$Q_MD" "$Q_UP")$( ((CEILING)) && echo "  ceiling/upstream: $(ratio "$Q_CE" "$Q_UP")  markdns/ceiling: $(ratio "$Q_MD" "$Q_CE")")"
 exit "$STATUS"
