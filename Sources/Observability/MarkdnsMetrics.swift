@@ -113,6 +113,7 @@ public final class MarkdnsMetrics: @unchecked Sendable {
     public func update(from c: Counters, outstanding: Int) {
         mirror("markdns_dropped_total", ["reason", "malformed"], total: c.droppedMalformed)
         mirror("markdns_dropped_total", ["reason", "tcp_connection_limit"], total: c.tcpRejected)
+        mirror("markdns_dropped_total", ["reason", "reply_send_failed"], total: c.replyDrops)
         mirror("markdns_accept_errors_total", total: c.acceptErrors)
         mirror("markdns_refusals_total", ["reason", "overload"], total: c.overload)
         mirror("markdns_refusals_total", ["reason", "policy"], total: c.refused)
@@ -122,6 +123,11 @@ public final class MarkdnsMetrics: @unchecked Sendable {
             mirror("markdns_unmarked_queries_total", ["reason", reason.rawValue], total: c.unmarked[reason, default: 0])
         }
         mirror("markdns_coalesced_queries_total", total: c.coalesced)
+        // Marks taken from the packet (SO_RCVMARK) instead of a ctnetlink lookup, and the
+        // comparisons that keep that honest.
+        mirror("markdns_packet_marks_total", total: c.packetMarks)
+        mirror("markdns_packet_mark_checks_total", ["result", "match"], total: c.packetMarksVerified)
+        mirror("markdns_packet_mark_checks_total", ["result", "mismatch"], total: c.packetMarkMismatches)
         mirror("markdns_upstream_unmatched_answers_total", total: c.unmatchedAnswers + c.mismatchedAnswers)
         set("markdns_outstanding_queries", to: Double(outstanding))
     }

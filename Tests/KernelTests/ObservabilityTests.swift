@@ -113,6 +113,11 @@ struct ObservabilityTests {
         #expect(m["markdns_upstream_failures_total{reason=error,upstream=127.0.0.2:5353}"] == nil)
         #expect(m["markdns_conntrack_lookups_total{result=found}"] == 12)
         #expect(m["markdns_conntrack_lookup_seconds_count"] == 12)
+        // Fewer than 64 packet marks seen: every one was still compared with its lookup (the
+        // 10 UDP queries; TCP has no packet mark), none used instead of one.
+        #expect(m["markdns_packet_mark_checks_total{result=match}"] == 10, "\(m.filter { $0.key.contains("packet") })")
+        #expect(m["markdns_packet_mark_checks_total{result=mismatch}"] == 0)
+        #expect(m["markdns_packet_marks_total"] == 0)
         #expect(m["markdns_outstanding_queries"] == 0)
         #expect(m["markdns_unmarked_queries_total{reason=mark-zero}"] == 2)
 
