@@ -48,11 +48,12 @@ final class UpstreamSendQueue {
         entries.append(Entry(socket: socket, txn: txn, id: id))
     }
 
-    /// Sends everything queued, socket by socket in the order first queued; `failed` gets
-    /// each entry the kernel refused with its errno (the entries of a socket closed by an
-    /// earlier failure are skipped).
+    /// Sends everything queued, socket by socket in the order first queued; then `failed`
+    /// gets each entry the kernel refused, with its errno. The queue is empty by then: a
+    /// failure fails over and may queue the retry (or flush again) from inside `failed`.
     func flush(_ failed: (Entry, Int32) -> Void) {
         guard !entries.isEmpty else { return }
+        var refused: [(Entry, Int32)] = []
         // Entries grouped by socket, keeping each socket's own order.
         order.removeAll(keepingCapacity: true)
         var done = [Bool](repeating: false, count: entries.count)
@@ -73,16 +74,19 @@ final class UpstreamSendQueue {
                 end += 1
             }
             var next = start
+            // A socket closed since (its queries failed over) must not be written: its
+            // descriptor number may belong to another socket, of another mark, by now.
             while next < end && !socket.closed {
                 let r = markdns_sendmmsg(socket.fd, msgs + next, UInt32(end - next))
                 if r > 0 { next += Int(r); continue }
                 let e = errno
                 if e == EINTR { continue }
-                failed(entries[order[next]], e)
+                refused.append((entries[order[next]], e))
                 next += 1
             }
             start = end
         }
         entries.removeAll(keepingCapacity: true)
+        for (entry, error) in refused { failed(entry, error) }
     }
 }

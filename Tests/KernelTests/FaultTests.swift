@@ -27,6 +27,28 @@ struct FaultTests {
         return nil
     }
 
+    @Test("A refusing upstream first in the pool under load: every query fails over to the next one at once")
+    func refusingUpstreamFailsOverUnderLoad() throws {
+        try #require(Lab.which("dnsperf") != nil)
+        let lab = try lab("refuse")
+        defer { lab.close() }
+        try lab.startUpstream(address: "127.0.0.2")
+        // Nothing listens on 127.0.0.3:5353: the kernel answers ICMP port unreachable, which
+        // a later send on that socket reports (ECONNREFUSED) in the middle of a batch.
+        let md = try lab.startMarkdns(["--listen", "127.0.0.1:53", "--upstream", "127.0.0.3:5353",
+                                       "--upstream", "127.0.0.2:5353", "--upstream-timeout", "1000",
+                                       "--threads", "1"])
+        let perf = try lab.spawnDnsperf(client: "127.0.0.10", seconds: 4, qps: 20_000, outstanding: 200,
+                                        timeout: 2, log: "dnsperf.log")
+        let r = lab.dnsperfResult(perf, log: "dnsperf.log")
+        #expect(r.completed > 1000 && r.lost == 0 && r.rcodes["NOERROR"] == r.completed, "\(r)")
+        #expect(md.isRunning, "\(lab.readLog("markdns.log"))")
+        #expect(lab.stop(md) == 0)
+        let s = lab.stats()
+        #expect((s["upstream_errors"] ?? 0) > 0, "the refusals were seen: \(s)")
+        #expect(s["upstream_timeouts"] == 0, "no retry was lost: \(s)")
+    }
+
     @Test("Upstream killed under load: SERVFAIL within the deadline; answers again within seconds of its restart")
     func upstreamKilledAndRestarted() throws {
         try #require(Lab.which("dnsperf") != nil)
