@@ -45,9 +45,10 @@ extension QueryEngine {
     /// The client flow's mark: the query's own packet mark when it is trusted to equal the
     /// connmark (see `PacketMarkTrust`), otherwise a ctnetlink lookup; every lookup made
     /// with a packet mark at hand checks it.
-    func resolveMark(_ flow: FlowTuple, packetMark: UInt32?) -> MarkLookup? {
+    func resolveMark(_ flow: FlowTuple, packetMark: UInt32?, interfaceIndex: Int?) -> MarkLookup? {
         guard markSource != nil else { return nil }
-        switch markTrust.step(packetMark: packetMark) {
+        let interface = interfaceIndex ?? 0
+        switch markTrust.step(packetMark: packetMark, interface: interface) {
         case .usePacket(let mark):
             counters.packetMarks += 1
             return .found(mark)
@@ -55,7 +56,7 @@ extension QueryEngine {
             let result = lookupMark(flow)
             guard let verify, let result else { return result }
             let before = markTrust.state
-            switch markTrust.verified(packetMark: verify, lookup: result) {
+            switch markTrust.verified(packetMark: verify, interface: interface, lookup: result) {
             case .agreed:
                 counters.packetMarksVerified += 1
                 if before != .trusted && markTrust.state == .trusted {

@@ -4,9 +4,11 @@
 /// The packet mark equals the connmark only when the ruleset restores it before the query
 /// reaches us (`meta mark set ct mark`, `CONNMARK --restore-mark`) and nothing changes either
 /// afterwards. That is checked, not assumed: nonzero packet marks are compared with the
-/// ctnetlink answer for the first `warmup` queries and then for one query in `sampleEvery`;
-/// a single disagreement turns the shortcut off (ctnetlink for every query) until `reset`
-/// (policy reload). A packet mark of 0 always goes to ctnetlink: without the restore rule
+/// ctnetlink answer for the first `warmup` queries; after that a packet mark is used only
+/// for a (mark, incoming interface) pair that has itself matched a lookup (a restore rule
+/// may cover one interface while another carries some other mark of the same value), and
+/// one query in `sampleEvery` is still compared. A single disagreement turns the shortcut
+/// off (ctnetlink for every query) until `reset` (policy reload). A packet mark of 0 always goes to ctnetlink: without the restore rule
 /// every packet mark is 0, and 0 cannot tell "unmarked" from "not restored". The lookup's
 /// answer is the one used whenever a lookup is made.
 ///
@@ -45,23 +47,34 @@ public struct PacketMarkTrust: Sendable {
         case mismatch(first: Bool)
     }
 
+    /// A packet mark as it arrived: its value and the interface it came in on.
+    public struct Key: Hashable, Sendable {
+        public var mark: UInt32
+        public var interface: Int
+        public init(mark: UInt32, interface: Int) { self.mark = mark; self.interface = interface }
+    }
+
     public let mode: Mode
     public let warmup: Int
     public let sampleEvery: Int
+    /// At most this many verified pairs are kept (then the set starts over).
+    public let maxVerified: Int
     public private(set) var state: State
     private var turn = 0
+    private var verifiedKeys: Set<Key> = []
 
-    public init(mode: Mode = .auto, warmup: Int = 64, sampleEvery: Int = 256) {
-        precondition(warmup > 0 && sampleEvery > 0)
+    public init(mode: Mode = .auto, warmup: Int = 64, sampleEvery: Int = 256, maxVerified: Int = 4096) {
+        precondition(warmup > 0 && sampleEvery > 0 && maxVerified > 0)
         self.mode = mode
         self.warmup = warmup
         self.sampleEvery = sampleEvery
+        self.maxVerified = maxVerified
         self.state = mode == .auto ? .verifying(agreed: 0) : .distrusted
     }
 
     /// The step for a query whose packet mark is `packetMark` (nil: none was received,
-    /// e.g. TCP or a kernel without SO_RCVMARK).
-    public mutating func step(packetMark: UInt32?) -> Step {
+    /// e.g. TCP or a kernel without SO_RCVMARK), arrived on `interface` (0: unknown).
+    public mutating func step(packetMark: UInt32?, interface: Int = 0) -> Step {
         guard let packetMark else { return .lookup(verify: nil) }
         switch state {
         case .distrusted:
@@ -70,14 +83,18 @@ public struct PacketMarkTrust: Sendable {
             return .lookup(verify: packetMark)
         case .trusted:
             if packetMark == 0 { return .lookup(verify: 0) }
+            guard verifiedKeys.contains(Key(mark: packetMark, interface: interface)) else {
+                return .lookup(verify: packetMark)
+            }
             turn &+= 1
             if turn % sampleEvery == 0 { return .lookup(verify: packetMark) }
             return .usePacket(packetMark)
         }
     }
 
-    /// Compares a query's packet mark with what ctnetlink said about its flow.
-    public mutating func verified(packetMark: UInt32, lookup: MarkLookup) -> Verdict {
+    /// Compares a query's packet mark (arrived on `interface`) with what ctnetlink said
+    /// about its flow.
+    public mutating func verified(packetMark: UInt32, interface: Int = 0, lookup: MarkLookup) -> Verdict {
         let agrees: Bool
         switch lookup {
         case .failed: return .inconclusive
@@ -91,7 +108,10 @@ public struct PacketMarkTrust: Sendable {
             return .mismatch(first: first)
         }
         // Only nonzero marks count towards trust: they show the restore rule at work.
-        if case .verifying(let agreed) = state, packetMark != 0 {
+        guard packetMark != 0 else { return .agreed }
+        if verifiedKeys.count >= maxVerified { verifiedKeys.removeAll() }
+        verifiedKeys.insert(Key(mark: packetMark, interface: interface))
+        if case .verifying(let agreed) = state {
             state = agreed + 1 >= warmup ? .trusted : .verifying(agreed: agreed + 1)
         }
         return .agreed
@@ -101,5 +121,6 @@ public struct PacketMarkTrust: Sendable {
     public mutating func reset() {
         state = mode == .auto ? .verifying(agreed: 0) : .distrusted
         turn = 0
+        verifiedKeys.removeAll()
     }
 }

@@ -22,6 +22,25 @@ struct PacketMarkTrustTests {
         #expect(next.filter { $0 == .lookup(verify: 0x10) }.count == 2, "one in 8 still compared")
     }
 
+    @Test func eachMarkAndInterfaceIsVerifiedBeforeItsPacketMarkIsUsed() {
+        var t = PacketMarkTrust(mode: .auto, warmup: 2, sampleEvery: 1000)
+        for _ in 0..<2 {
+            #expect(t.step(packetMark: 0x10, interface: 2) == .lookup(verify: 0x10))
+            _ = t.verified(packetMark: 0x10, interface: 2, lookup: .found(0x10))
+        }
+        #expect(t.state == .trusted)
+        #expect(t.step(packetMark: 0x10, interface: 2) == .usePacket(0x10))
+        // The same value on another interface (another rule may have set it), or another
+        // value: looked up first.
+        #expect(t.step(packetMark: 0x10, interface: 3) == .lookup(verify: 0x10))
+        #expect(t.step(packetMark: 0x20, interface: 2) == .lookup(verify: 0x20))
+        #expect(t.verified(packetMark: 0x20, interface: 2, lookup: .found(0x20)) == .agreed)
+        #expect(t.step(packetMark: 0x20, interface: 2) == .usePacket(0x20))
+        t.reset()
+        _ = run(&t, 2, mark: 0x30, connmark: .found(0x30))
+        #expect(t.step(packetMark: 0x10, interface: 2) == .lookup(verify: 0x10), "reset forgets verified pairs")
+    }
+
     @Test func zeroMarksNeverBuildTrustAndAlwaysLookUp() {
         var t = PacketMarkTrust(mode: .auto, warmup: 2, sampleEvery: 8)
         let steps = run(&t, 10, mark: 0, connmark: .found(0))
