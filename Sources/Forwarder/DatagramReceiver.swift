@@ -18,6 +18,8 @@ final class DatagramReceiver {
     struct Datagram {
         var bytes: UnsafeRawBufferPointer
         var source: Endpoint?
+        /// IPv6 scope (interface) of a link-local source, to reply through the same link.
+        var scope: UInt32 = 0
         /// nil when the kernel did not report one (no SO_RCVMARK).
         var mark: UInt32?
         var interfaceIndex: Int?
@@ -70,7 +72,8 @@ final class DatagramReceiver {
             let hdr = msgs[i].msg_hdr
             var datagram = Datagram(bytes: UnsafeRawBufferPointer(start: data + i * Self.slotSize,
                                                                   count: min(Int(msgs[i].msg_len), Self.slotSize)),
-                                    source: hdr.msg_namelen > 0 ? Self.endpoint(names + i) : nil)
+                                    source: hdr.msg_namelen > 0 ? Self.endpoint(names + i) : nil,
+                                    scope: Self.scope(names + i))
             Self.parseControl(hdr.msg_control, length: Int(hdr.msg_controllen), into: &datagram)
             body(datagram)
         }
@@ -108,10 +111,8 @@ final class DatagramReceiver {
         switch Int32(storage.pointee.ss_family) {
         case AF_INET:
             let sin = raw.load(as: sockaddr_in.self)
-            let a = sin.sin_addr.s_addr  // network order in memory
-            return Endpoint(address: .v4(UInt8(truncatingIfNeeded: a), UInt8(truncatingIfNeeded: a >> 8),
-                                         UInt8(truncatingIfNeeded: a >> 16), UInt8(truncatingIfNeeded: a >> 24)),
-                            port: UInt16(bigEndian: sin.sin_port))
+            let a = withUnsafeBytes(of: sin.sin_addr) { ($0[0], $0[1], $0[2], $0[3]) }  // network order
+            return Endpoint(address: .v4(a.0, a.1, a.2, a.3), port: UInt16(bigEndian: sin.sin_port))
         case AF_INET6:
             let sin6 = raw.load(as: sockaddr_in6.self)
             let bytes = withUnsafeBytes(of: sin6.sin6_addr) { Array($0) }
@@ -121,9 +122,15 @@ final class DatagramReceiver {
         }
     }
 
-    /// Writes `e` as a sockaddr into `storage`; returns its length.
+    /// The IPv6 scope id of a received address (0 for IPv4 or none).
+    static func scope(_ storage: UnsafePointer<sockaddr_storage>) -> UInt32 {
+        guard Int32(storage.pointee.ss_family) == AF_INET6 else { return 0 }
+        return UnsafeRawPointer(storage).load(as: sockaddr_in6.self).sin6_scope_id
+    }
+
+    /// Writes `e` (with IPv6 `scope`) as a sockaddr into `storage`; returns its length.
     @discardableResult
-    static func fill(_ storage: inout sockaddr_storage, _ e: Endpoint) -> socklen_t {
+    static func fill(_ storage: inout sockaddr_storage, _ e: Endpoint, scope: UInt32 = 0) -> socklen_t {
         withUnsafeMutablePointer(to: &storage) { p in
             let raw = UnsafeMutableRawPointer(p)
             switch e.address {
@@ -138,6 +145,7 @@ final class DatagramReceiver {
                 var sin6 = sockaddr_in6()
                 sin6.sin6_family = sa_family_t(AF_INET6)
                 sin6.sin6_port = e.port.bigEndian
+                sin6.sin6_scope_id = scope
                 withUnsafeMutableBytes(of: &sin6.sin6_addr) { dst in
                     for i in 0..<min(16, bytes.count) { dst[i] = bytes[i] }
                 }
@@ -156,9 +164,10 @@ final class DatagramReceiver {
     }
 
     /// bind(2) or connect(2) to `e`; the errno on failure.
-    static func withSockAddr(_ e: Endpoint, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32? {
+    static func withSockAddr(_ e: Endpoint, scope: UInt32 = 0,
+                             _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32? {
         var storage = sockaddr_storage()
-        let length = fill(&storage, e)
+        let length = fill(&storage, e, scope: scope)
         let rc = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) }
         }

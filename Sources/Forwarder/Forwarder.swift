@@ -66,9 +66,11 @@ public final class Forwarder: Sendable {
                                          logger: logger)
                 let bound = NIOLoopBound(engine, eventLoop: loop)
                 do {
-                    let notifier = try ReadinessNotifier(loop: loop) { tokens in bound.value.listenersReady(tokens) }
+                    let notifier = try ReadinessNotifier(loop: loop, logger: logger) { tokens in
+                        bound.value.listenersReady(tokens)
+                    }
+                    try notifier.start(name: "markdns-udp-\(index)")
                     engine.notifier = notifier
-                    notifier.start(name: "markdns-udp-\(index)")
                 } catch {
                     return .failure(ForwarderStartError(description: "cannot watch UDP sockets: \(error)"))
                 }
@@ -118,7 +120,17 @@ public final class Forwarder: Sendable {
             try? group.syncShutdownGracefully()
             throw error
         }
-        logger.info("listening on \(names.joined(separator: ", ")) (udp+tcp); pools \(config.policy.config.pools.map { "\($0.name)=\($0.servers.map(\.description).joined(separator: ","))" }.joined(separator: " ")); marks from \(!hasMarkSource ? "nowhere (unmarked)" : "ctnetlink"), mask \(hex(config.policy.mask)), on-missing \(config.policy.config.conntrack.onMissing.rawValue); \(threads) event loop(s)")
+        let packetMarks = engines.allSatisfy { engine in
+            (try? engine.eventLoop.submit { engine.value.listeners.allSatisfy(\.receivesMarks) }.wait()) ?? false
+        }
+        let marksFrom: String
+        switch (hasMarkSource, config.markSource, packetMarks) {
+        case (false, _, _): marksFrom = "nowhere (unmarked)"
+        case (true, .conntrack, _): marksFrom = "ctnetlink (--mark-source conntrack)"
+        case (true, .auto, false): marksFrom = "ctnetlink (this kernel has no SO_RCVMARK: Linux 5.19+ reads packet marks)"
+        case (true, .auto, true): marksFrom = "UDP packet marks (SO_RCVMARK) once they match ctnetlink's connmarks, else ctnetlink"
+        }
+        logger.info("listening on \(names.joined(separator: ", ")) (udp+tcp); pools \(config.policy.config.pools.map { "\($0.name)=\($0.servers.map(\.description).joined(separator: ","))" }.joined(separator: " ")); marks from \(marksFrom), mask \(hex(config.policy.mask)), on-missing \(config.policy.config.conntrack.onMissing.rawValue); \(threads) event loop(s)")
         return Forwarder(group: group, engines: engines, channels: channels, tcpListeners: tcpListeners, localData: localData,
                          boundAddresses: names, logger: logger)
     }

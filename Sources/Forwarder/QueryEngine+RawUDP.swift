@@ -15,8 +15,8 @@ extension QueryEngine {
     /// Adopts `listener` (bound for this loop) and starts watching it.
     func adopt(_ listener: RawUDPListener) throws {
         guard let notifier else { throw IOError(errnoCode: EINVAL, reason: "no notifier") }
+        try notifier.watch(listener.fd, token: listeners.count)
         listeners.append(listener)
-        try notifier.watch(listener.fd, token: listeners.count - 1)
     }
 
     /// The notifier reported these listeners readable.
@@ -35,7 +35,7 @@ extension QueryEngine {
                 var buffer = allocator.buffer(capacity: d.bytes.count)
                 buffer.writeBytes(d.bytes)
                 receive(buffer, flow: FlowTuple(proto: .udp, client: client, local: local),
-                        reply: .udp(listener, client), interfaceIndex: d.interfaceIndex, packetMark: d.mark)
+                        reply: .udp(listener, client, scope: d.scope), interfaceIndex: d.interfaceIndex, packetMark: d.mark)
             }
             if listener.isClosed { return }
             if n < RawUDPListener.batch {

@@ -162,7 +162,7 @@ final class QueryEngine {
         }
 
         // Mark of the client's flow, then what the policy makes of it.
-        let lookup = resolveMark(flow, packetMark: packetMark)
+        let lookup = resolveMark(flow, packetMark: packetMark, interfaceIndex: interfaceIndex)
         var client = ClientIdentity(address: flow.client.address)
         if policy.consultsSelectors, !hasPolicyMark(lookup) {
             if policy.usesMAC { client.mac = neighbours.mac(for: flow.client.address) }
@@ -381,13 +381,14 @@ final class QueryEngine {
     }
 
     /// Ends the current attempt (releases its socket slot or connection) and follows the plan.
-    private func attemptFailed(_ txn: Transaction, outcome: UpstreamPlan.Outcome) {
+    private func attemptFailed(_ txn: Transaction, outcome: UpstreamPlan.Outcome, penalise: Bool = true) {
         guard !txn.finished else { return }
         observeAttempt(txn, outcome)
         endAttempt(txn)
         let server = txn.upstreams[txn.plan.current]
         let now = self.now
         switch outcome {
+        case _ where !penalise: break
         case .unusableAnswer: health.success(server, rtt: now - txn.attemptStarted)
         case .timeout: health.failure(server, now: now, penalty: seconds(config.upstreamTimeout))
         case .error, .answer: health.failure(server, now: now)
@@ -614,8 +615,9 @@ final class QueryEngine {
         case ECONNREFUSED, EHOSTUNREACH, ENETUNREACH:
             udpSocketError(error, on: socket)
         case EAGAIN, EWOULDBLOCK, ENOBUFS, EINTR:
+            // Our own send buffer, not the upstream: fail over without backing it off.
             counters.upstreamErrors += 1
-            attemptFailed(txn, outcome: .error)
+            attemptFailed(txn, outcome: .error, penalise: false)
         default:
             logFault("send \(socket.pool.upstream)", "cannot send to upstream \(socket.pool.upstream) with mark \(hex(socket.pool.key.mark)): \(errnoText(error)) (a full conntrack table or a firewall rule refusing new upstream flows?)")
             counters.upstreamErrors += 1
@@ -662,6 +664,11 @@ final class QueryEngine {
     /// the pool has no socket left to send on; otherwise the pool stays smaller for a while.
     private func openSocket(_ pool: UpstreamUDPPool) {
         let mark = pool.key.mark
+        // After shutdown closed the sockets (a retry timer may still fire): nothing new.
+        guard let notifier else {
+            openFailed(pool, "shutting down")
+            return
+        }
         for _ in 0..<32 {
             let fd: Int32
             do { fd = try DatagramReceiver.udpSocket(for: pool.upstream) } catch {
@@ -696,7 +703,7 @@ final class QueryEngine {
             }
             let token = nextSocketToken
             nextSocketToken += 1
-            do { try notifier?.watch(fd, token: token) } catch {
+            do { try notifier.watch(fd, token: token) } catch {
                 Glibc.close(fd)
                 openFailed(pool, "\(error)")
                 return

@@ -86,10 +86,10 @@ final class RawUDPListener {
     // MARK: - Sending
 
     /// Queues a reply to `client` (sent by `flush`; a full queue is flushed first).
-    func enqueue(_ bytes: ByteBuffer, to client: Endpoint) {
+    func enqueue(_ bytes: ByteBuffer, to client: Endpoint, scope: UInt32) {
         guard !isClosed else { return }
         if bytes.readableBytes > Self.slotSize {
-            sendNow(bytes, to: client)
+            sendNow(bytes, to: client, scope: scope)
             return
         }
         if queued == Self.batch { flush() }
@@ -98,7 +98,7 @@ final class RawUDPListener {
             (outData + i * Self.slotSize).copyMemory(from: src.baseAddress!, byteCount: src.count)
         }
         outIov[i].iov_len = bytes.readableBytes
-        let length = DatagramReceiver.fill(&outNames[i], client)
+        let length = DatagramReceiver.fill(&outNames[i], client, scope: scope)
         outMsgs[i] = markdns_mmsghdr(msg_hdr: msghdr(msg_name: UnsafeMutableRawPointer(outNames + i), msg_namelen: length,
                                                      msg_iov: outIov + i, msg_iovlen: 1, msg_control: nil,
                                                      msg_controllen: 0, msg_flags: 0), msg_len: 0)
@@ -126,9 +126,9 @@ final class RawUDPListener {
         queued = 0
     }
 
-    private func sendNow(_ bytes: ByteBuffer, to client: Endpoint) {
+    private func sendNow(_ bytes: ByteBuffer, to client: Endpoint, scope: UInt32) {
         let failed = bytes.withUnsafeReadableBytes { buf in
-            DatagramReceiver.withSockAddr(client) { sa, len in
+            DatagramReceiver.withSockAddr(client, scope: scope) { sa, len in
                 sendto(fd, buf.baseAddress, buf.count, 0, sa, len) < 0 ? -1 : 0
             }
         }

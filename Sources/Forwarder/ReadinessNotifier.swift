@@ -20,10 +20,11 @@ final class ReadinessNotifier: @unchecked Sendable {
     private let stopFD: Int32
     private let loop: any EventLoop
     private let onReady: @Sendable ([Int]) -> Void
+    private let logger: Logger
     private let thread = NIOLockedValueBox<Thread?>(nil)
     private static let stopToken: UInt64 = .max
 
-    init(loop: any EventLoop, onReady: @escaping @Sendable ([Int]) -> Void) throws {
+    init(loop: any EventLoop, logger: Logger, onReady: @escaping @Sendable ([Int]) -> Void) throws {
         epollFD = markdns_epoll_create()
         guard epollFD >= 0 else { throw IOError(errnoCode: errno, reason: "epoll_create1") }
         stopFD = markdns_eventfd()
@@ -33,6 +34,7 @@ final class ReadinessNotifier: @unchecked Sendable {
             throw IOError(errnoCode: e, reason: "eventfd")
         }
         self.loop = loop
+        self.logger = logger
         self.onReady = onReady
         _ = markdns_epoll_watch_always(epollFD, stopFD, Self.stopToken)
     }
@@ -54,10 +56,10 @@ final class ReadinessNotifier: @unchecked Sendable {
         _ = markdns_epoll_unwatch(epollFD, fd)
     }
 
-    func start(name: String) {
+    func start(name: String) throws {
         let t = Thread(name: name) { [self] in run() }
+        try t.start()
         thread.withLockedValue { $0 = t }
-        t.start()
     }
 
     private func run() {
@@ -66,7 +68,11 @@ final class ReadinessNotifier: @unchecked Sendable {
         while true {
             let n = tokens.withUnsafeMutableBufferPointer { markdns_epoll_wait(epollFD, $0.baseAddress, 64) }
             if n < 0 {
-                if errno == EINTR { continue }
+                let e = errno
+                if e == EINTR { continue }  // glibc's setxid signal when root is dropped
+                // Cannot happen with a valid epoll descriptor; the UDP path of this loop
+                // would stop, so say so loudly.
+                logger.critical("epoll_wait failed: \(errnoText(e)); UDP on this event loop stops")
                 return
             }
             ready.removeAll(keepingCapacity: true)
@@ -105,14 +111,18 @@ final class Thread: @unchecked Sendable {
         self.body = body
     }
 
-    func start() {
+    func start() throws {
         let box = Unmanaged.passRetained(self)
-        pthread_create(&handle, nil, { raw in
+        let rc = pthread_create(&handle, nil, { raw in
             let me = Unmanaged<Thread>.fromOpaque(raw!).takeRetainedValue()
             markdns_set_thread_name(String(me.name.prefix(15)))
             me.body()
             return nil
         }, box.toOpaque())
+        if rc != 0 {
+            box.release()
+            throw IOError(errnoCode: rc, reason: "pthread_create")
+        }
     }
 
     func join() {

@@ -14,8 +14,8 @@ final class WriteBatcher {
 
     init(loop: any EventLoop) { self.loop = loop }
 
-    func write(_ listener: RawUDPListener, _ bytes: ByteBuffer, to client: Endpoint) {
-        listener.enqueue(bytes, to: client)
+    func write(_ listener: RawUDPListener, _ bytes: ByteBuffer, to client: Endpoint, scope: UInt32) {
+        listener.enqueue(bytes, to: client, scope: scope)
         if !dirty.contains(where: { $0 === listener }) { dirty.append(listener) }
         scheduleFlush()
     }

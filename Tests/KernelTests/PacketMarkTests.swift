@@ -46,6 +46,7 @@ struct PacketMarkTests {
         let md = try start(lab)
         try queries(lab, from: "127.0.0.10", n: 300, prefix: "warm")
         let log = lab.readLog("markdns.log")
+        #expect(log.contains("marks from UDP packet marks (SO_RCVMARK) once they match"), "\(log)")
         #expect(log.contains("using packet marks (SO_RCVMARK)"), "\(log)")
         #expect(Set(lab.upstreamFlows(to: "127.0.0.2").map(\.mark)) == [0x10])
         // The packet path, not a lookup, now decides; a connmark change on the client's flow
@@ -75,6 +76,7 @@ struct PacketMarkTests {
         let md = try start(lab, args: ["--mark-source", "conntrack"])
         let s = try queriesMarked0x10(lab, md, prefix: "ctonly")
         #expect(s["packet_marks"] == 0 && s["packet_marks_verified"] == 0, "\(s)")
+        #expect(lab.readLog("markdns.log").contains("marks from ctnetlink (--mark-source conntrack)"))
     }
 
     @Test("Without the restore rule every mark is looked up in conntrack and still right")
