@@ -1,26 +1,38 @@
-// Batched datagram I/O for the UDP fast path (RawUDPListener). Glibc only declares
-// recvmmsg/sendmmsg and struct mmsghdr under _GNU_SOURCE, which Swift's Glibc module does
-// not define; these wrappers give Swift the GNU declarations.
+// Batched datagram I/O, one-shot epoll and getrandom for the UDP fast path
+// (RawUDPListener, ReadinessNotifier, SecureRandom).
+//
+// Swift's Glibc module is built without _GNU_SOURCE, so it lacks recvmmsg/sendmmsg and
+// struct mmsghdr. Defining _GNU_SOURCE here would make clang see two different definitions
+// of the same system structs (fd_set, ...) in this module and in SwiftGlibc, a hard error
+// on a clean build. So nothing is redefined: the GNU functions are declared with their
+// glibc prototypes and the message header is our own struct of the same layout.
 #ifndef MARKDNS_CBATCHIO_H
 #define MARKDNS_CBATCHIO_H
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <sys/socket.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
 
-typedef struct mmsghdr markdns_mmsghdr;
+/* struct mmsghdr of <sys/socket.h> under _GNU_SOURCE: same members, same layout. */
+typedef struct markdns_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+} markdns_mmsghdr;
+
+struct mmsghdr;
+extern int recvmmsg(int fd, struct mmsghdr *vmessages, unsigned int vlen, int flags, struct timespec *tmo);
+extern int sendmmsg(int fd, struct mmsghdr *vmessages, unsigned int vlen, int flags);
+extern int pthread_setname_np(pthread_t th, const char *name);
 
 static inline int markdns_recvmmsg(int fd, markdns_mmsghdr *msgs, unsigned int n) {
-    return recvmmsg(fd, msgs, n, 0, 0);
+    return recvmmsg(fd, (struct mmsghdr *)msgs, n, 0, 0);
 }
 
 static inline int markdns_sendmmsg(int fd, markdns_mmsghdr *msgs, unsigned int n) {
-    return sendmmsg(fd, msgs, n, 0);
+    return sendmmsg(fd, (struct mmsghdr *)msgs, n, 0);
 }
 
 // epoll with one-shot read interest; each descriptor is reported by its 64-bit token
