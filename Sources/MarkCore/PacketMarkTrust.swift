@@ -8,7 +8,11 @@
 /// for a (mark, incoming interface) pair that has itself matched a lookup (a restore rule
 /// may cover one interface while another carries some other mark of the same value), and
 /// one query in `sampleEvery` is still compared. A single disagreement turns the shortcut
-/// off (ctnetlink for every query) until `reset` (policy reload). A packet mark of 0 always goes to ctnetlink: without the restore rule
+/// off (ctnetlink for every query) until `reset` (policy reload).
+///
+/// Marks are compared in the policy's bits (`mask`) only: those alone select the policy and
+/// reach the upstream socket, and other mark users (multi-WAN, QoS) may set other bits on
+/// packets. A packet mark of 0 always goes to ctnetlink: without the restore rule
 /// every packet mark is 0, and 0 cannot tell "unmarked" from "not restored". The lookup's
 /// answer is the one used whenever a lookup is made.
 ///
@@ -55,6 +59,7 @@ public struct PacketMarkTrust: Sendable {
     }
 
     public let mode: Mode
+    public let mask: UInt32
     public let warmup: Int
     public let sampleEvery: Int
     /// At most this many verified pairs are kept (then the set starts over).
@@ -63,9 +68,11 @@ public struct PacketMarkTrust: Sendable {
     private var turn = 0
     private var verifiedKeys: Set<Key> = []
 
-    public init(mode: Mode = .auto, warmup: Int = 64, sampleEvery: Int = 256, maxVerified: Int = 4096) {
+    public init(mode: Mode = .auto, mask: UInt32 = 0xffff_ffff, warmup: Int = 64, sampleEvery: Int = 256,
+                maxVerified: Int = 4096) {
         precondition(warmup > 0 && sampleEvery > 0 && maxVerified > 0)
         self.mode = mode
+        self.mask = mask
         self.warmup = warmup
         self.sampleEvery = sampleEvery
         self.maxVerified = maxVerified
@@ -82,7 +89,7 @@ public struct PacketMarkTrust: Sendable {
         case .verifying:
             return .lookup(verify: packetMark)
         case .trusted:
-            if packetMark == 0 { return .lookup(verify: 0) }
+            if packetMark & mask == 0 { return .lookup(verify: packetMark) }
             guard verifiedKeys.contains(Key(mark: packetMark, interface: interface)) else {
                 return .lookup(verify: packetMark)
             }
@@ -98,17 +105,17 @@ public struct PacketMarkTrust: Sendable {
         let agrees: Bool
         switch lookup {
         case .failed: return .inconclusive
-        case .found(let connmark): agrees = connmark == packetMark
+        case .found(let connmark): agrees = (connmark ^ packetMark) & mask == 0
         // No entry: only an unmarked packet agrees (a marked one got its mark elsewhere).
-        case .notFound: agrees = packetMark == 0
+        case .notFound: agrees = packetMark & mask == 0
         }
         guard agrees else {
             let first = state != .distrusted
             state = .distrusted
             return .mismatch(first: first)
         }
-        // Only nonzero marks count towards trust: they show the restore rule at work.
-        guard packetMark != 0 else { return .agreed }
+        // Only marks with our bits count towards trust: they show the restore rule at work.
+        guard packetMark & mask != 0 else { return .agreed }
         if verifiedKeys.count >= maxVerified { verifiedKeys.removeAll() }
         verifiedKeys.insert(Key(mark: packetMark, interface: interface))
         if case .verifying(let agreed) = state {

@@ -76,6 +76,17 @@ struct PacketMarkTrustTests {
         #expect(c.state == .verifying(agreed: 0))
     }
 
+    @Test func onlyThePolicyBitsAreCompared() {
+        var t = PacketMarkTrust(mode: .auto, mask: 0xff00, warmup: 1, sampleEvery: 1000)
+        // Another mark user's bits (0x3f, 0x30000) differ between packet and connection: fine.
+        #expect(t.verified(packetMark: 0x31234, lookup: .found(0x1299)) == .agreed)
+        #expect(t.state == .trusted)
+        #expect(t.step(packetMark: 0x31234) == .usePacket(0x31234))
+        #expect(t.step(packetMark: 0x0034) == .lookup(verify: 0x0034), "nothing in our bits: looked up")
+        #expect(t.verified(packetMark: 0x0034, lookup: .notFound) == .agreed)
+        #expect(t.verified(packetMark: 0x1234, lookup: .found(0x1334)) == .mismatch(first: true))
+    }
+
     @Test func conntrackModeAndMissingPacketMarksAlwaysLookUp() {
         var t = PacketMarkTrust(mode: .conntrack)
         #expect(t.step(packetMark: 0x10) == .lookup(verify: nil))
