@@ -124,9 +124,9 @@ public final class Forwarder: Sendable {
             (try? engine.eventLoop.submit { engine.value.listeners.allSatisfy(\.receivesMarks) }.wait()) ?? false
         }
         let marksFrom: String
-        switch (hasMarkSource, config.markSource, packetMarks) {
+        switch (hasMarkSource, config.markSource ?? config.policy.config.conntrack.markSource, packetMarks) {
         case (false, _, _): marksFrom = "nowhere (unmarked)"
-        case (true, .conntrack, _): marksFrom = "ctnetlink (--mark-source conntrack)"
+        case (true, .conntrack, _): marksFrom = "ctnetlink (mark source: conntrack)"
         case (true, .auto, false): marksFrom = "ctnetlink (this kernel has no SO_RCVMARK: Linux 5.19+ reads packet marks)"
         case (true, .auto, true): marksFrom = "UDP packet marks (SO_RCVMARK) once they match ctnetlink's connmarks, else ctnetlink"
         }

@@ -50,8 +50,9 @@ public struct ForwarderConfig: Sendable {
     public var observer: (any QueryObserver)?
 
     /// Where client marks come from: packet marks (SO_RCVMARK) once they are seen to match
-    /// ctnetlink's connmarks (`auto`), or ctnetlink for every query (`conntrack`).
-    public var markSource: PacketMarkTrust.Mode = .auto
+    /// ctnetlink's connmarks (`auto`), or ctnetlink for every query (`conntrack`). Nil: the
+    /// policy's `[conntrack] mark-source` (re-read on reload).
+    public var markSource: PacketMarkTrust.Mode?
 
     /// Event loops, each with its own engine, listeners (SO_REUSEPORT), ctnetlink socket,
     /// cache and upstream sockets.

@@ -82,7 +82,7 @@ final class QueryEngine {
         self.markSource = markSource
         self.logger = logger
         self.observer = config.observer
-        self.markTrust = PacketMarkTrust(mode: config.markSource)
+        self.markTrust = Self.markTrust(config, config.policy)
         self.policy = config.policy
         self.localZone = LocalZone(config: config.policy.config.local)
         self.cache = AnswerCache(limits: .init(capacity: config.cacheSize, minTTL: config.cacheMinTTL,
@@ -92,10 +92,16 @@ final class QueryEngine {
     func reload(_ policy: PolicyEngine) {
         self.policy = policy
         // The ruleset may have changed with the policy: packet marks are checked again.
-        markTrust.reset()
+        markTrust = Self.markTrust(config, policy)
         // Pools may point elsewhere now: answers of the old policy must not be served.
         cache.removeAll()
         counters.reloads += 1
+    }
+
+    /// Packet-mark trust from scratch, for the policy's bits and mark source (unless
+    /// `--mark-source` set it).
+    static func markTrust(_ config: ForwarderConfig, _ policy: PolicyEngine) -> PacketMarkTrust {
+        PacketMarkTrust(mode: config.markSource ?? policy.config.conntrack.markSource, mask: policy.mask)
     }
 
     func setLocalZone(_ zone: LocalZone) {

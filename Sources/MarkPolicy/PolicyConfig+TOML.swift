@@ -38,7 +38,7 @@ struct TOMLPolicyReader {
     static let rootKeys = ["server", "conntrack", "pool", "client", "mark", "local"]
     static let localKeys = ["domain", "hosts", "private-reverse", "ttl", "records"]
     static let serverKeys = ["listen"]
-    static let conntrackKeys = ["mask", "base", "on-missing"]
+    static let conntrackKeys = ["mask", "base", "on-missing", "mark-source"]
     static let poolKeys = ["name", "servers", "strategy", "default", "domains"]
     static let clientKeys = ["name", "match", "mark"]
     static let markKeys = ["value", "name", "action", "pool", "portal", "allow", "ttl",
@@ -70,6 +70,9 @@ struct TOMLPolicyReader {
             if let b = try uint32(t, "base", path: "conntrack.base") { conntrack.base = b }
             if let s = try string(t, "on-missing", path: "conntrack.on-missing") {
                 conntrack.onMissing = try choice(s, OnMissing.self, path: "conntrack.on-missing")
+            }
+            if let s = try string(t, "mark-source", path: "conntrack.mark-source") {
+                conntrack.markSource = try choice(s, PacketMarkTrust.Mode.self, path: "conntrack.mark-source")
             }
         }
 

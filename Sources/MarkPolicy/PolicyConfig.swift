@@ -55,9 +55,13 @@ public struct ConntrackConfig: Sendable, Equatable {
     /// multi-WAN manager's routing bits, say). Must have no bits inside `mask`.
     public var base: UInt32
     public var onMissing: OnMissing
+    /// Where marks come from: UDP packet marks once verified against ctnetlink (`auto`), or
+    /// ctnetlink for every query (`conntrack`). `--mark-source` overrides it.
+    public var markSource: PacketMarkTrust.Mode
 
-    public init(mask: UInt32 = 0xffff_ffff, base: UInt32 = 0, onMissing: OnMissing = .unmarked) {
-        self.mask = mask; self.base = base; self.onMissing = onMissing
+    public init(mask: UInt32 = 0xffff_ffff, base: UInt32 = 0, onMissing: OnMissing = .unmarked,
+                markSource: PacketMarkTrust.Mode = .auto) {
+        self.mask = mask; self.base = base; self.onMissing = onMissing; self.markSource = markSource
     }
 }
 

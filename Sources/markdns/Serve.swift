@@ -66,8 +66,8 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Order of the default pool's servers: failover (default), round-robin or fastest.")
     var strategy: String?
 
-    @Option(name: .long, help: ArgumentHelp("Where client marks come from: 'auto' (default) uses each query's packet mark (SO_RCVMARK) once it has matched the connmark of 64 lookups, and keeps comparing 1 query in 256; 'conntrack' looks every mark up with ctnetlink.", valueName: "auto|conntrack"))
-    var markSource: String = "auto"
+    @Option(name: .long, help: ArgumentHelp("Where client marks come from (overrides the policy's [conntrack] mark-source): 'auto' (default) uses each query's packet mark (SO_RCVMARK) once it has matched the connmark of 64 lookups, and keeps comparing 1 query in 256; 'conntrack' looks every mark up with ctnetlink.", valueName: "auto|conntrack"))
+    var markSource: String?
 
     @Option(name: .long, help: "Seconds a client TCP connection may stay idle (RFC 7766).")
     var tcpIdleTimeout: Int = 10
@@ -123,7 +123,7 @@ struct Serve: ParsableCommand {
         if let strategy, UpstreamStrategy(rawValue: strategy) == nil {
             throw ValidationError("unknown --strategy '\(strategy)' (failover, round-robin, fastest)")
         }
-        guard PacketMarkTrust.Mode(rawValue: markSource) != nil else {
+        if let markSource, PacketMarkTrust.Mode(rawValue: markSource) == nil {
             throw ValidationError("unknown --mark-source '\(markSource)' (auto, conntrack)")
         }
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1 to 64") }
@@ -172,7 +172,7 @@ struct Serve: ParsableCommand {
         config.upstreamTimeout = .milliseconds(Int64(upstreamTimeout))
         config.queryTimeout = .milliseconds(Int64(queryTimeout))
         config.threads = threads
-        config.markSource = PacketMarkTrust.Mode(rawValue: markSource) ?? .auto
+        config.markSource = markSource.flatMap(PacketMarkTrust.Mode.init(rawValue:))
         config.tcpIdleTimeout = .seconds(Int64(tcpIdleTimeout))
         config.maxOutstanding = maxOutstanding
         config.maxTCPConnections = maxTcpConnections

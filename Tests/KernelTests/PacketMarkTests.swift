@@ -76,7 +76,33 @@ struct PacketMarkTests {
         let md = try start(lab, args: ["--mark-source", "conntrack"])
         let s = try queriesMarked0x10(lab, md, prefix: "ctonly")
         #expect(s["packet_marks"] == 0 && s["packet_marks_verified"] == 0, "\(s)")
-        #expect(lab.readLog("markdns.log").contains("marks from ctnetlink (--mark-source conntrack)"))
+        #expect(lab.readLog("markdns.log").contains("marks from ctnetlink (mark source: conntrack)"))
+    }
+
+    @Test("The policy's [conntrack] mark-source: conntrack, then auto after a SIGHUP reload")
+    func markSourceFromPolicyFollowsReload() throws {
+        let lab = try Lab("pktpolicy")
+        defer { lab.close() }
+        try lab.loadNftRules(clients: ["127.0.0.10": 0x10])
+        try lab.startUpstream(address: "127.0.0.2")
+        func policy(_ source: String) -> String {
+            "[conntrack]\nmark-source = \"\(source)\"\n\n[[pool]]\nname = \"wan\"\nservers = [\"127.0.0.2:5353\"]\ndefault = true\n"
+        }
+        try policy("conntrack").write(toFile: lab.path("policy.toml"), atomically: true, encoding: .utf8)
+        let md = try lab.startMarkdns(["--listen", "127.0.0.1:53", "--config", lab.path("policy.toml"), "--threads", "1"])
+        lab.forgetUpstreamFlows()
+        try queries(lab, from: "127.0.0.10", n: 150, prefix: "before")
+        #expect(!lab.readLog("markdns.log").contains("using packet marks"))
+        try policy("auto").write(toFile: lab.path("policy.toml"), atomically: true, encoding: .utf8)
+        md.signal(SIGHUP)
+        try lab.waitForLog("markdns.log", contains: "reloaded policy")
+        try queries(lab, from: "127.0.0.10", n: 300, prefix: "after")
+        #expect(lab.readLog("markdns.log").contains("using packet marks (SO_RCVMARK)"))
+        #expect(Set(lab.upstreamFlows(to: "127.0.0.2").map(\.mark)) == [0x10])
+        #expect(lab.stop(md) == 0)
+        let s = lab.stats()
+        #expect((s["packet_marks"] ?? 0) >= 200 && (s["packet_marks"] ?? 0) <= 300 - 64, "\(s)")
+        #expect(s["packet_mark_mismatches"] == 0, "\(s)")
     }
 
     @Test("Without the restore rule every mark is looked up in conntrack and still right")

@@ -208,6 +208,14 @@ struct PolicyConfigTOMLTests {
         #expect(e5.key == "mark[1].value")
         let e6 = try #require(F.loadError(Self.pool + "\n[conntrack]\non-missing = \"maybe\"\n"))
         #expect(e6.reason == "'maybe' is not one of \"policy\", \"unmarked\", \"refuse\"")
+        let e7 = try #require(F.loadError(Self.pool + "\n[conntrack]\nmark-source = \"packet\"\n"))
+        #expect(e7.key == "conntrack.mark-source")
+        #expect(e7.reason == "'packet' is not one of \"auto\", \"conntrack\"")
+    }
+
+    @Test func markSourceDefaultsToAutoAndReadsConntrack() throws {
+        #expect(try F.load(Self.pool).conntrack.markSource == .auto)
+        #expect(try F.load(Self.pool + "\n[conntrack]\nmark-source = \"conntrack\"\n").conntrack.markSource == .conntrack)
     }
 
     @Test func requiredKeysPointAtTheirTable() throws {
