@@ -8,7 +8,6 @@
 // glibc prototypes and the message header is our own struct of the same layout.
 #ifndef MARKDNS_CBATCHIO_H
 #define MARKDNS_CBATCHIO_H
-#include <pthread.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -25,7 +24,6 @@ typedef struct markdns_mmsghdr {
 struct mmsghdr;
 extern int recvmmsg(int fd, struct mmsghdr *vmessages, unsigned int vlen, int flags, struct timespec *tmo);
 extern int sendmmsg(int fd, struct mmsghdr *vmessages, unsigned int vlen, int flags);
-extern int pthread_setname_np(pthread_t th, const char *name);
 
 static inline int markdns_recvmmsg(int fd, markdns_mmsghdr *msgs, unsigned int n) {
     return recvmmsg(fd, (struct mmsghdr *)msgs, n, 0, 0);
@@ -63,8 +61,6 @@ static inline int markdns_epoll_wait(int ep, uint64_t *tokens, int max) {
 }
 
 static inline int markdns_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
-
-static inline void markdns_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
 
 /* CSPRNG bytes (blocking until the pool is initialised, as at boot); -1 on error. */
 static inline long markdns_getrandom(void *buf, long len) { return getrandom(buf, (size_t)len, 0); }

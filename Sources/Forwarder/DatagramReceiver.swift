@@ -1,5 +1,6 @@
 import CBatchIO
 import MarkCore
+import NIOCore
 
 #if canImport(Glibc)
 import Glibc
@@ -110,13 +111,9 @@ final class DatagramReceiver {
         let raw = UnsafeRawPointer(storage)
         switch Int32(storage.pointee.ss_family) {
         case AF_INET:
-            let sin = raw.load(as: sockaddr_in.self)
-            let a = withUnsafeBytes(of: sin.sin_addr) { ($0[0], $0[1], $0[2], $0[3]) }  // network order
-            return Endpoint(address: .v4(a.0, a.1, a.2, a.3), port: UInt16(bigEndian: sin.sin_port))
+            return Endpoint(raw.load(as: sockaddr_in.self))
         case AF_INET6:
-            let sin6 = raw.load(as: sockaddr_in6.self)
-            let bytes = withUnsafeBytes(of: sin6.sin6_addr) { Array($0) }
-            return Endpoint(address: .v6(bytes), port: UInt16(bigEndian: sin6.sin6_port))
+            return Endpoint(raw.load(as: sockaddr_in6.self))
         default:
             return nil
         }
@@ -174,5 +171,3 @@ final class DatagramReceiver {
         return rc == 0 ? nil : errno
     }
 }
-
-import NIOCore  // IOError

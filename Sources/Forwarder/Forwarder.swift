@@ -69,7 +69,7 @@ public final class Forwarder: Sendable {
                     let notifier = try ReadinessNotifier(loop: loop, logger: logger) { tokens in
                         bound.value.listenersReady(tokens)
                     }
-                    try notifier.start(name: "markdns-udp-\(index)")
+                    notifier.start(name: "markdns-udp-\(index)")
                     engine.notifier = notifier
                 } catch {
                     return .failure(ForwarderStartError(description: "cannot watch UDP sockets: \(error)"))

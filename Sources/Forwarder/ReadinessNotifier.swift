@@ -1,4 +1,5 @@
 import CBatchIO
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -21,7 +22,9 @@ final class ReadinessNotifier: @unchecked Sendable {
     private let loop: any EventLoop
     private let onReady: @Sendable ([Int]) -> Void
     private let logger: Logger
-    private let thread = NIOLockedValueBox<Thread?>(nil)
+    /// Whoever comes second of "stop requested" and "thread ended" closes the descriptors,
+    /// so the epoll descriptor is never closed under a running `epoll_wait`.
+    private let life = NIOLockedValueBox((stopRequested: false, ended: false))
     private static let stopToken: UInt64 = .max
 
     init(loop: any EventLoop, logger: Logger, onReady: @escaping @Sendable ([Int]) -> Void) throws {
@@ -56,10 +59,16 @@ final class ReadinessNotifier: @unchecked Sendable {
         _ = markdns_epoll_unwatch(epollFD, fd)
     }
 
-    func start(name: String) throws {
-        let t = Thread(name: name) { [self] in run() }
-        try t.start()
-        thread.withLockedValue { $0 = t }
+    func start(name: String) {
+        let thread = Thread { [self] in
+            // Set from the thread itself so the kernel's name changes too (it is inherited
+            // from the event loop thread that starts it, and would pass for one).
+            Thread.current.name = name
+            run()
+            let close = life.withLockedValue { $0.ended = true; return $0.stopRequested }
+            if close { closeDescriptors() }
+        }
+        thread.start()
     }
 
     private func run() {
@@ -89,43 +98,20 @@ final class ReadinessNotifier: @unchecked Sendable {
         }
     }
 
-    /// Ends the thread and closes the epoll descriptor (the watched ones are the caller's).
+    /// Ends the thread; the epoll descriptor is closed once it has (the watched ones are
+    /// the caller's). No `rearm` or `watch` after this.
     func stop() {
-        var one: UInt64 = 1
-        _ = write(stopFD, &one, 8)
-        let t = thread.withLockedValue { t -> Thread? in defer { t = nil }; return t }
-        t?.join()
-        close(stopFD)
-        close(epollFD)
-    }
-}
-
-/// A joinable thread (Foundation is not used by the daemon).
-final class Thread: @unchecked Sendable {
-    private var handle = pthread_t()
-    private let body: () -> Void
-    private let name: String
-
-    init(name: String, _ body: @escaping () -> Void) {
-        self.name = name
-        self.body = body
-    }
-
-    func start() throws {
-        let box = Unmanaged.passRetained(self)
-        let rc = pthread_create(&handle, nil, { raw in
-            let me = Unmanaged<Thread>.fromOpaque(raw!).takeRetainedValue()
-            markdns_set_thread_name(String(me.name.prefix(15)))
-            me.body()
-            return nil
-        }, box.toOpaque())
-        if rc != 0 {
-            box.release()
-            throw IOError(errnoCode: rc, reason: "pthread_create")
+        let ended = life.withLockedValue { $0.stopRequested = true; return $0.ended }
+        if ended {
+            closeDescriptors()
+        } else {
+            var one: UInt64 = 1
+            _ = write(stopFD, &one, 8)
         }
     }
 
-    func join() {
-        pthread_join(handle, nil)
+    private func closeDescriptors() {
+        close(stopFD)
+        close(epollFD)
     }
 }

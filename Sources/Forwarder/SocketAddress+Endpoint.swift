@@ -1,20 +1,18 @@
 import MarkCore
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension SocketAddress {
     /// The address as a MarkCore endpoint, without going through text. Nil for UNIX sockets.
     var endpoint: Endpoint? {
         switch self {
         case .v4(let a):
-            var sin = a.address
-            let port = UInt16(bigEndian: sin.sin_port)
-            let b = withUnsafeBytes(of: &sin.sin_addr) { Array($0) }
-            return Endpoint(address: .v4(b[0], b[1], b[2], b[3]), port: port)
+            return Endpoint(a.address)
         case .v6(let a):
-            var sin6 = a.address
-            let port = UInt16(bigEndian: sin6.sin6_port)
-            let b = withUnsafeBytes(of: &sin6.sin6_addr) { Array($0) }
-            return Endpoint(address: .v6(b), port: port)
+            return Endpoint(a.address)
         case .unixDomainSocket:
             return nil
         }
@@ -22,6 +20,16 @@ extension SocketAddress {
 }
 
 extension Endpoint {
+    /// From a kernel socket address (NIO's, or one recvmmsg filled in).
+    init(_ sin: sockaddr_in) {
+        let a = withUnsafeBytes(of: sin.sin_addr) { ($0[0], $0[1], $0[2], $0[3]) }  // network order
+        self.init(address: .v4(a.0, a.1, a.2, a.3), port: UInt16(bigEndian: sin.sin_port))
+    }
+
+    init(_ sin6: sockaddr_in6) {
+        self.init(address: .v6(withUnsafeBytes(of: sin6.sin6_addr) { Array($0) }), port: UInt16(bigEndian: sin6.sin6_port))
+    }
+
     var socketAddress: SocketAddress {
         // The text came from a parsed IPAddress, so this cannot fail.
         try! SocketAddress(ipAddress: address.description, port: Int(port))

@@ -23,6 +23,7 @@ final class UpstreamSendQueue {
     private let iov: UnsafeMutablePointer<iovec>
     private let msgs: UnsafeMutablePointer<markdns_mmsghdr>
     private var order: [Int] = []
+    private var grouped: [Bool] = []
 
     var isFull: Bool { entries.count == Self.capacity }
     var isEmpty: Bool { entries.isEmpty }
@@ -33,6 +34,7 @@ final class UpstreamSendQueue {
         msgs = .allocate(capacity: Self.capacity)
         entries.reserveCapacity(Self.capacity)
         order.reserveCapacity(Self.capacity)
+        grouped.reserveCapacity(Self.capacity)
     }
 
     deinit {
@@ -56,11 +58,12 @@ final class UpstreamSendQueue {
         var refused: [(Entry, Int32)] = []
         // Entries grouped by socket, keeping each socket's own order.
         order.removeAll(keepingCapacity: true)
-        var done = [Bool](repeating: false, count: entries.count)
-        for i in entries.indices where !done[i] {
-            for j in i..<entries.count where !done[j] && entries[j].socket === entries[i].socket {
+        grouped.removeAll(keepingCapacity: true)
+        grouped.append(contentsOf: repeatElement(false, count: entries.count))
+        for i in entries.indices where !grouped[i] {
+            for j in i..<entries.count where !grouped[j] && entries[j].socket === entries[i].socket {
                 order.append(j)
-                done[j] = true
+                grouped[j] = true
             }
         }
         var start = 0
