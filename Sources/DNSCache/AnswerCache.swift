@@ -27,16 +27,27 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         /// The largest answer the client can take (512, its EDNS size, or 65535 over TCP):
         /// an answer fetched for a bigger limit is never given to a smaller one.
         public var maxSize: Int
+        /// RD is copied into the response (RFC 1035 4.1.1), and a recursive server may
+        /// answer a non-recursive query differently: RD=0 and RD=1 never share an entry.
+        public var recursionDesired: Bool
+        /// The EDNS version asked for (RFC 6891 6.1.3): versions never share an entry.
+        public var ednsVersion: UInt8
 
         @inlinable
         public init(view: View, question: DNSQuestion, edns: Bool, dnssecOK: Bool,
-                    checkingDisabled: Bool = false, maxSize: Int = 65535) {
+                    checkingDisabled: Bool = false, maxSize: Int = 65535, recursionDesired: Bool = true,
+                    ednsVersion: UInt8 = 0) {
             self.view = view; self.question = question; self.edns = edns; self.dnssecOK = dnssecOK
             self.checkingDisabled = checkingDisabled; self.maxSize = maxSize
+            self.recursionDesired = recursionDesired; self.ednsVersion = ednsVersion
         }
 
-        /// edns, dnssecOK and checkingDisabled as three bits.
-        @inlinable var flags: UInt8 { (edns ? 1 : 0) | (dnssecOK ? 2 : 0) | (checkingDisabled ? 4 : 0) }
+        /// edns, dnssecOK, checkingDisabled and recursionDesired as four bits, the EDNS
+        /// version in the high byte.
+        @inlinable var flags: UInt16 {
+            (edns ? 1 : 0) | (dnssecOK ? 2 : 0) | (checkingDisabled ? 4 : 0) | (recursionDesired ? 8 : 0)
+                | UInt16(ednsVersion) << 8
+        }
     }
 
     public struct Limits: Sendable {
@@ -71,7 +82,7 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         @usableFromInline var answerLength: UInt16
         /// The question name's wire length; the name sits at offset 12 of the answer.
         @usableFromInline var nameLength: UInt8
-        @usableFromInline var flags: UInt8
+        @usableFromInline var flags: UInt16
 
         @inlinable
         init(key: Key, blob: [UInt8], hash: Int, stored: Double, expires: Double,

@@ -18,6 +18,19 @@ public enum DNSResponseBuilder {
         return out
     }
 
+    /// BADVERS (RFC 6891 6.1.3) to an EDNS query of a version we do not implement: rcode 16,
+    /// whose upper bits go in the OPT record (extended rcode 1) and lower bits (0) in the
+    /// header, and the OPT record says the version we do speak (0).
+    public static func badVersion(to query: DNSMessage) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(query.questionEnd + 11)
+        let flags: UInt16 = 0x8000 | (query.header.flags & 0x7900) | 0x0080
+        DNSHeader(id: query.header.id, flags: flags, qdcount: 1, arcount: 1).write(into: &out)
+        query.question.write(into: &out)
+        appendOPT(into: &out, extendedRcode: 1)
+        return out
+    }
+
     /// FORMERR for a message whose header parsed but whose body did not: header only.
     public static func formErr(toHeader h: DNSHeader) -> [UInt8] {
         headerOnly(toHeader: h, rcode: .formErr)
@@ -31,12 +44,13 @@ public enum DNSResponseBuilder {
         return out
     }
 
-    /// Appends an OPT record with our payload size, version 0, no flags, no options.
-    public static func appendOPT(into out: inout [UInt8]) {
+    /// Appends an OPT record with our payload size, version 0, no flags, no options, and
+    /// the upper 8 bits of a 12-bit rcode (`extendedRcode`).
+    public static func appendOPT(into out: inout [UInt8], extendedRcode: UInt8 = 0) {
         out.append(0)                       // owner: the root
         out.appendBE(DNSType.opt)
         out.appendBE(advertisedPayloadSize)  // CLASS: UDP payload size
-        out.appendBE(UInt32(0))              // extended rcode, version, flags
+        out.appendBE(UInt32(extendedRcode) << 24)  // extended rcode, version 0, flags
         out.appendBE(UInt16(0))              // RDLENGTH: no options
     }
 }
