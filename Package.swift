@@ -18,6 +18,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
@@ -50,6 +51,16 @@ let package = Package(
         // Pure: what the observability shell counts and prints: query events, the top-N of
         // clients per mark, the query-log line, conntrack accounting per mark.
         .target(name: "MarkStats", dependencies: ["MarkCore", "MarkPolicy"], swiftSettings: strict),
+        // Pure: the query path of one event loop. Intake, the forward plan (cache and
+        // coalescing keys, the upstream rewrite), upstream-answer classification and the
+        // per-loop state machine (transactions, cache, health, limits, deadlines, drain):
+        // events in, actions out. Imports neither NIO nor Glibc.
+        .target(
+            name: "QueryCore",
+            dependencies: ["DNSWire", "DNSCache", "MarkCore", "MarkPolicy",
+                           .product(name: "HeapModule", package: "swift-collections")],
+            swiftSettings: strict
+        ),
         // I/O: ctnetlink lookups over a persistent libmnl socket.
         .target(
             name: "Conntrack",
@@ -60,7 +71,7 @@ let package = Package(
         .target(
             name: "Forwarder",
             dependencies: [
-                "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "Conntrack", "MarkStats", "CBatchIO",
+                "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "QueryCore", "Conntrack", "MarkStats", "CBatchIO",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -74,7 +85,7 @@ let package = Package(
         .target(
             name: "Observability",
             dependencies: [
-                "Forwarder", "MarkStats", "MarkCore", "MarkPolicy", "Conntrack",
+                "Forwarder", "QueryCore", "MarkStats", "MarkCore", "MarkPolicy", "Conntrack",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -88,7 +99,7 @@ let package = Package(
         .executableTarget(
             name: "markdns",
             dependencies: [
-                "Forwarder", "MarkCore", "MarkPolicy", "MarkStats", "Observability", "Conntrack", "CPrivileges",
+                "Forwarder", "QueryCore", "MarkCore", "MarkPolicy", "MarkStats", "Observability", "Conntrack", "CPrivileges",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -109,6 +120,8 @@ let package = Package(
         .testTarget(name: "DNSCacheTests", dependencies: ["DNSCache", "DNSWire"]),
         .testTarget(name: "MarkPolicyTests", dependencies: ["MarkPolicy", "MarkCore"]),
         .testTarget(name: "ForwarderTests", dependencies: ["Forwarder", "MarkCore", "MarkPolicy"]),
+        .testTarget(name: "QueryCoreTests",
+                    dependencies: ["QueryCore", "DNSWire", "DNSCache", "MarkCore", "MarkPolicy"]),
         .testTarget(name: "MarkStatsTests", dependencies: ["MarkStats", "MarkPolicy", "MarkCore"]),
         // Kernel tests: network namespaces, nft, conntrack, dnsmasq, the built binary.
         .testTarget(name: "KernelTests", dependencies: ["markdns", "DNSWire"]),

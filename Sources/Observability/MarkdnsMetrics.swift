@@ -1,3 +1,4 @@
+import QueryCore
 import CoreMetrics
 import Forwarder
 import MarkCore

@@ -1,3 +1,4 @@
+import QueryCore
 import Forwarder
 import Foundation
 import MarkStats

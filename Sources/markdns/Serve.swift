@@ -1,3 +1,4 @@
+import QueryCore
 import ArgumentParser
 import Dispatch
 import Forwarder

@@ -5,6 +5,8 @@ import MarkCore
 public struct Counters: Sendable, Equatable {
     public var queriesUDP = 0
     public var queriesTCP = 0
+    /// EDNS queries of a version other than 0, answered BADVERS (RFC 6891 6.1.3).
+    public var badVersion = 0
     public var answered = 0
     public var servfail = 0
     public var refused = 0
@@ -48,11 +50,13 @@ public struct Counters: Sendable, Equatable {
     /// UDP replies the kernel would not take (client socket buffer full, a rule refusing).
     public var replyDrops = 0
 
+    public init() {}
+
     public var summary: String {
         let um = NoMarkReason.allCases.map { "\($0.rawValue)=\(unmarked[$0, default: 0])" }
             .joined(separator: " ")
         return "queries_udp=\(queriesUDP) queries_tcp=\(queriesTCP) answered=\(answered) "
-            + "servfail=\(servfail) refused=\(refused) formerr=\(formerr) notimp=\(notimp) "
+            + "servfail=\(servfail) refused=\(refused) formerr=\(formerr) notimp=\(notimp) badvers=\(badVersion) "
             + "dropped=\(droppedMalformed) overload=\(overload) marked=\(marked) "
             + "selector_marked=\(selectorMarked) packet_marks=\(packetMarks) packet_marks_verified=\(packetMarksVerified) "
             + "packet_mark_mismatches=\(packetMarkMismatches) \(um) "

@@ -42,7 +42,9 @@ final class TCPClientHandler: ChannelInboundHandler {
             paused = true
             context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
         }
-        engine.receive(frame, flow: flow, reply: .tcp(context.channel), tcpClient: self)
+        frame.withUnsafeReadableBytes {
+            engine.receive($0, flow: flow, reply: .tcp(context.channel), tcpClient: self)
+        }
     }
 
     /// Called by the engine when a query of this connection has been answered or dropped.
@@ -64,62 +66,6 @@ final class TCPClientHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Oversized or broken framing, resets: drop the connection, never the process.
-        context.close(promise: nil)
-    }
-}
-
-/// On a TCP listener: counts and logs accept() failures (out of descriptors or memory) and
-/// stops accepting for `pause`. (NIO keeps the listener registered for reading after a
-/// failed accept, and its AcceptBackoffHandler never sees a read to delay, so without
-/// this the loop spins on accept() returning EMFILE.)
-final class AcceptErrorHandler: ChannelInboundHandler {
-    typealias InboundIn = any Channel
-    typealias InboundOut = any Channel
-
-    private let engine: QueryEngine
-    private let pause: TimeAmount
-    private var paused = false
-
-    init(engine: QueryEngine, pause: TimeAmount = .milliseconds(500)) {
-        self.engine = engine
-        self.pause = pause
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        engine.acceptFailed(error)
-        guard !paused, let options = context.channel.syncOptions else { return }
-        paused = true
-        try? options.setOption(.autoRead, value: false)
-        context.eventLoop.assumeIsolated().scheduleTask(in: pause) {
-            self.paused = false
-            try? options.setOption(.autoRead, value: true)
-        }
-    }
-}
-
-/// Our TCP connection to an upstream for one query attempt.
-final class UpstreamTCPHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-
-    private let engine: QueryEngine
-    private let txn: Transaction
-    private let attempt: Int
-
-    init(engine: QueryEngine, txn: Transaction, attempt: Int) {
-        self.engine = engine
-        self.txn = txn
-        self.attempt = attempt
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        engine.tcpAnswer(unwrapInboundIn(data), txn: txn, attempt: attempt)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        engine.tcpUpstreamClosed(txn: txn, attempt: attempt)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
     }
 }

@@ -1,20 +1,20 @@
 import CBatchIO
-import NIOCore
+import QueryCore
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Upstream queries of one loop tick, sent together at its end: one sendmmsg per upstream
-/// socket instead of one send per query. The bytes are copied (a query is small), so the
-/// transaction may change its buffer afterwards.
+/// socket instead of one send per query. The bytes are copied (a query is small), with
+/// the attempt's ID written into the copy.
 final class UpstreamSendQueue {
     static let capacity = 32
     static let slotSize = DatagramReceiver.slotSize
 
     struct Entry {
         var socket: UpstreamUDPSocket
-        var txn: Transaction
+        var ref: AttemptRef
         var id: UInt16
     }
 
@@ -41,25 +41,30 @@ final class UpstreamSendQueue {
         data.deallocate(); iov.deallocate(); msgs.deallocate()
     }
 
-    /// Queues `bytes` (at most `slotSize`; the caller sends longer ones itself) for `socket`.
-    func enqueue(_ bytes: ByteBuffer, socket: UpstreamUDPSocket, txn: Transaction, id: UInt16) {
-        precondition(!isFull && bytes.readableBytes <= Self.slotSize)
+    /// Queues `bytes` (a whole query, at least a header and at most `slotSize`; the caller
+    /// sends longer ones itself, and checks `isFull` first) for `socket`, with ID `id`.
+    func enqueue(_ bytes: [UInt8], id: UInt16, socket: UpstreamUDPSocket, ref: AttemptRef) {
+        precondition(!isFull && bytes.count <= Self.slotSize && bytes.count >= 2)
         let slot = data + entries.count * Self.slotSize
-        bytes.withUnsafeReadableBytes { slot.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        iov[entries.count] = iovec(iov_base: slot, iov_len: bytes.readableBytes)
-        entries.append(Entry(socket: socket, txn: txn, id: id))
+        bytes.withUnsafeBytes { slot.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        slot.storeBytes(of: id.bigEndian, as: UInt16.self)
+        iov[entries.count] = iovec(iov_base: slot, iov_len: bytes.count)
+        entries.append(Entry(socket: socket, ref: ref, id: id))
     }
 
-    /// Sends everything queued, socket by socket in the order first queued; then `failed`
-    /// gets each entry the kernel refused, with its errno. The queue is empty by then: a
-    /// failure fails over and may queue the retry (or flush again) from inside `failed`.
-    func flush(_ failed: (Entry, Int32) -> Void) {
+    /// Sends everything queued whose attempt `isCurrent` still (an attempt that failed
+    /// over or was answered since it was queued is not sent), socket by socket in the
+    /// order first queued; then `failed` gets each entry the kernel refused, with its
+    /// errno. The queue is empty by then: a failure fails over and may queue the retry (or
+    /// flush again) from inside `failed`.
+    func flush(isCurrent: (Entry) -> Bool, failed: (Entry, Int32) -> Void) {
         guard !entries.isEmpty else { return }
         var refused: [(Entry, Int32)] = []
         // Entries grouped by socket, keeping each socket's own order.
         order.removeAll(keepingCapacity: true)
         grouped.removeAll(keepingCapacity: true)
         grouped.append(contentsOf: repeatElement(false, count: entries.count))
+        for i in entries.indices where !isCurrent(entries[i]) { grouped[i] = true }
         for i in entries.indices where !grouped[i] {
             for j in i..<entries.count where !grouped[j] && entries[j].socket === entries[i].socket {
                 order.append(j)

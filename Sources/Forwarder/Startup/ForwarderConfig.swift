@@ -2,6 +2,7 @@ import MarkCore
 import MarkPolicy
 import NIOCore
 import NIOPosix
+import QueryCore
 
 /// Everything the forwarder needs to run; built by the executable from flags.
 public struct ForwarderConfig: Sendable {
@@ -72,6 +73,20 @@ public struct ForwarderConfig: Sendable {
         c.maxOutstanding = share(maxOutstanding)
         c.maxOutstandingPerClient = share(maxOutstandingPerClient)
         return c
+    }
+
+    /// What the query core of one engine is given.
+    var queryLimits: QueryLimits {
+        var l = QueryLimits()
+        l.cacheSize = cacheSize
+        l.cacheMinTTL = cacheMinTTL
+        l.cacheMaxTTL = cacheMaxTTL
+        l.serveStale = serveStale
+        l.maxOutstanding = maxOutstanding
+        l.maxOutstandingPerClient = maxOutstandingPerClient
+        l.upstreamTimeout = seconds(upstreamTimeout)
+        l.queryTimeout = seconds(queryTimeout)
+        return l
     }
 
     public init(listen: [Endpoint], policy: PolicyEngine) {

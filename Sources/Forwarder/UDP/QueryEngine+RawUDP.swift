@@ -32,9 +32,7 @@ extension QueryEngine {
         for _ in 0..<Self.batchesPerTurn {
             let n = listener.receive(with: receiver) { d in
                 guard let client = d.source else { return }
-                var buffer = allocator.buffer(capacity: d.bytes.count)
-                buffer.writeBytes(d.bytes)
-                receive(buffer, flow: FlowTuple(proto: .udp, client: client, local: local),
+                receive(d.bytes, cut: d.truncated, flow: FlowTuple(proto: .udp, client: client, local: local),
                         reply: .udp(listener, client, scope: d.scope), interfaceIndex: d.interfaceIndex, packetMark: d.mark)
             }
             if listener.isClosed { return }

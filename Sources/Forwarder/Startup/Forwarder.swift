@@ -8,6 +8,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
 import NIOPosix
+import QueryCore
 
 #if canImport(Glibc)
 import Glibc
@@ -63,6 +64,7 @@ public final class Forwarder: Sendable {
                     }
                 }
                 let engine = QueryEngine(loop: loop, config: engineConfig, markSource: markSource, shared: shared,
+                                         neighbours: NeighbourTable(),
                                          logger: logger)
                 let bound = NIOLoopBound(engine, eventLoop: loop)
                 do {

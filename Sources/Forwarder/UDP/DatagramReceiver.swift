@@ -24,6 +24,8 @@ final class DatagramReceiver {
         /// nil when the kernel did not report one (no SO_RCVMARK).
         var mark: UInt32?
         var interfaceIndex: Int?
+        /// Longer than `slotSize` (MSG_TRUNC): `bytes` is only its beginning.
+        var truncated = false
     }
 
     /// What one read gave: how many datagrams, or the socket's pending error (a connected
@@ -75,6 +77,7 @@ final class DatagramReceiver {
                                                                   count: min(Int(msgs[i].msg_len), Self.slotSize)),
                                     source: hdr.msg_namelen > 0 ? Self.endpoint(names + i) : nil,
                                     scope: Self.scope(names + i))
+            datagram.truncated = hdr.msg_flags & Int32(MSG_TRUNC) != 0 || Int(msgs[i].msg_len) > Self.slotSize
             Self.parseControl(hdr.msg_control, length: Int(hdr.msg_controllen), into: &datagram)
             body(datagram)
         }
@@ -117,6 +120,17 @@ final class DatagramReceiver {
         default:
             return nil
         }
+    }
+
+    /// The local address a socket is bound to (getsockname), nil on failure (errno set).
+    static func localEndpoint(of fd: Int32) -> Endpoint? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard rc == 0 else { return nil }
+        return withUnsafePointer(to: &storage) { endpoint($0) }
     }
 
     /// The IPv6 scope id of a received address (0 for IPv4 or none).

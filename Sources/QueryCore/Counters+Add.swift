@@ -3,7 +3,7 @@ extension Counters {
     /// checks that no `Int` field is missing from this list.
     static var countFields: [WritableKeyPath<Counters, Int>] { [
         \.queriesUDP, \.queriesTCP, \.answered, \.servfail, \.refused, \.formerr, \.notimp,
-        \.droppedMalformed, \.overload, \.marked, \.selectorMarked, \.reloads, \.cacheHits,
+        \.badVersion, \.droppedMalformed, \.overload, \.marked, \.selectorMarked, \.reloads, \.cacheHits,
         \.staleServed, \.coalesced, \.upstreamSent, \.upstreamTimeouts, \.upstreamErrors,
         \.upstreamUnusable, \.upstreamRetries, \.truncatedRelayed, \.unmatchedAnswers,
         \.mismatchedAnswers, \.portQuarantineRebinds, \.tcpRejected, \.acceptErrors, \.idleSocketsClosed,

@@ -1,4 +1,5 @@
 import MarkCore
+import QueryCore
 
 /// One connected UDP socket to one upstream, carrying one mark only. Connected, so the
 /// kernel drops datagrams from any other address/port and reports ICMP unreachable. A
@@ -10,7 +11,7 @@ final class UpstreamUDPSocket {
     let local: Endpoint?
     var localPort: UInt16 { local?.port ?? 0 }
     /// In flight on this socket, by the ID we sent.
-    var pending: [UInt16: Transaction] = [:]
+    var pending: [UInt16: AttemptRef] = [:]
     /// Every ID this socket has sent.
     var usedIDs: Set<UInt16> = []
     var used = 0

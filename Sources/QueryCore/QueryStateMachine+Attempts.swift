@@ -1,0 +1,131 @@
+import DNSCache
+import DNSWire
+import MarkCore
+
+extension QueryStateMachine {
+    /// An upstream answered attempt `ref` with `bytes`. `expectedID` is the ID the shell
+    /// sent it with. A mismatched answer (wrong ID or question) is ignored and counted;
+    /// on a TCP connection the shell then fails the attempt (the stream cannot be trusted).
+    /// `cut`: see `UpstreamAnswer.classify`.
+    public mutating func answerArrived(_ ref: AttemptRef, expectedID: UInt16, bytes: UnsafeRawBufferPointer,
+                                       cut: Bool = false, now: Double) -> AttemptResult {
+        guard let txn = txns[ref.txn], txn.attempt == ref.attempt else {
+            counters.unmatchedAnswers += 1
+            return .ignored
+        }
+        switch UpstreamAnswer.classify(bytes, expectedID: expectedID, question: txn.leader.query.question, cut: cut) {
+        case .mismatched:
+            counters.mismatchedAnswers += 1
+            return .ignored
+        case .unusable:
+            counters.upstreamUnusable += 1
+            return attemptFailed(ref, outcome: .unusableAnswer, now: now)
+        case .usable(let length, let rcode, let truncated):
+            health.success(txn.current, rtt: now - txn.attemptStarted)
+            if truncated { counters.truncatedRelayed += 1 }
+            let ended = attemptEnd(ref, txn, outcome: nil)
+            if limits.cacheSize > 0, let key = txn.cacheKey {
+                cache.store(key, answer: Array(bytes.prefix(length)), now: now)
+            }
+            return AttemptResult(ended: ended, action: .finish(finish(ref.txn, answerLength: length, rcode: rcode,
+                                                                      replacement: nil, now: now)))
+        case .truncatedWithoutQuestion:
+            health.success(txn.current, rtt: now - txn.attemptStarted)
+            counters.truncatedRelayed += 1
+            var tc = DNSResponseBuilder.errorResponse(to: txn.leader.query, rcode: .noError)
+            tc[2] |= 0x02
+            let ended = attemptEnd(ref, txn, outcome: nil)
+            return AttemptResult(ended: ended, action: .finish(finish(ref.txn, answerLength: tc.count, rcode: 0,
+                                                                      replacement: tc, now: now)))
+        }
+    }
+
+    /// Attempt `ref` failed: no answer in time (`.timeout`, from `expiredAttempt`), the
+    /// upstream could not be reached (`.error`), or answered uselessly. `penalise: false`
+    /// for failures of our own (a full send buffer) that say nothing of the server. The
+    /// plan then picks the next server, a second round for servers that timed out while
+    /// the budget lasts, or the end (serve-stale or SERVFAIL for every waiting client).
+    public mutating func attemptFailed(_ ref: AttemptRef, outcome: UpstreamPlan.Outcome, penalise: Bool = true,
+                                       now: Double) -> AttemptResult {
+        guard let txn0 = txns[ref.txn], txn0.attempt == ref.attempt else { return .ignored }
+        var txn = txn0
+        let ended = attemptEnd(ref, txn, outcome: outcome)
+        let server = txn.current
+        if outcome == .timeout { counters.upstreamTimeouts += 1 }
+        switch outcome {
+        case _ where !penalise: break
+        case .unusableAnswer: health.success(server, rtt: now - txn.attemptStarted)
+        case .timeout: health.failure(server, now: now, penalty: limits.upstreamTimeout)
+        case .error, .answer: health.failure(server, now: now)
+        }
+        let next = txn.plan.next(after: outcome)
+        _ = txns.update(ref.txn) { $0.plan = txn.plan }
+        switch next {
+        case .send where now < txn.deadline:
+            if txn.plan.round > 1 { counters.upstreamRetries += 1 }
+            return AttemptResult(ended: ended, action: .retry(startAttempt(ref.txn, now: now)!))
+        case .send, .deliver, .servfail:
+            return AttemptResult(ended: ended, action: .finish(finish(ref.txn, answerLength: nil, rcode: 0,
+                                                                      replacement: nil, now: now)))
+        }
+    }
+
+    /// Starts the next attempt of `id` at the plan's current server, with its deadline.
+    mutating func startAttempt(_ id: TxnID, now: Double) -> StartAttempt? {
+        let timeout = limits.upstreamTimeout
+        return txns.update(id) { txn -> StartAttempt in
+            txn.attempt += 1
+            txn.attemptStarted = now
+            let ref = AttemptRef(txn: id, attempt: txn.attempt)
+            let deadline = min(now + timeout, txn.deadline)
+            deadlines.insert(AttemptDeadline(at: deadline, ref: ref))
+            return StartAttempt(ref: ref, upstream: txn.current, proto: txn.proto, mark: txn.mark,
+                                query: txn.upstreamQuery, deadline: deadline)
+        }
+    }
+
+    private func attemptEnd(_ ref: AttemptRef, _ txn: Transaction, outcome: UpstreamPlan.Outcome?) -> AttemptEnd {
+        AttemptEnd(ref: ref, upstream: txn.current, proto: txn.proto, mark: txn.mark, started: txn.attemptStarted,
+                   outcome: outcome)
+    }
+
+    /// Ends transaction `id`: one delivery for the leader and one per follower, each with
+    /// its own ID, name case and RD. Without an answer, each gets a stale answer when
+    /// serve-stale has one, else SERVFAIL.
+    private mutating func finish(_ id: TxnID, answerLength: Int?, rcode: UInt8, replacement: [UInt8]?,
+                                 now: Double) -> Finish {
+        let txn = txns.remove(id)!
+        if let key = txn.inflightKey, inflight[key] == id { inflight[key] = nil }
+        var deliveries: [Delivery] = []
+        deliveries.reserveCapacity(1 + txn.followers.count)
+        for waiter in CollectionOfOne(txn.leader).lazy + txn.followers {
+            inFlight -= 1
+            let left = perClient[waiter.client, default: 1] - 1
+            perClient[waiter.client] = left > 0 ? left : nil
+            let query = waiter.query
+            var delivery = Delivery(handle: waiter.handle, question: query.question, rcode: rcode,
+                                    source: .upstream(txn.current), bytes: nil, rewrite: ClientRewrite(for: query))
+            if answerLength == nil {
+                if limits.serveStale > 0, let key = txn.cacheKey,
+                   let stale = cache.lookupStale(key, id: query.header.id, questionName: query.question.name.wire,
+                                                 now: now) {
+                    counters.staleServed += 1
+                    counters.answered += 1
+                    delivery.bytes = stale
+                    delivery.rcode = stale[3] & 0x0F
+                    delivery.source = .staleAfterFailure
+                } else {
+                    counters.servfail += 1
+                    delivery.bytes = DNSResponseBuilder.errorResponse(to: query, rcode: .servFail)
+                    delivery.rcode = DNSRcode.servFail.rawValue
+                    delivery.source = .upstreamFailed
+                }
+            } else {
+                counters.answered += 1
+            }
+            deliveries.append(delivery)
+        }
+        return Finish(txn: id, answerLength: answerLength, replacement: replacement, deliveries: deliveries,
+                      drained: draining && inFlight == 0)
+    }
+}
