@@ -112,7 +112,7 @@ let package = Package(
         // --sanitize=fuzzer; a plain build only compiles it).
         .executableTarget(
             name: "MarkdnsFuzz",
-            dependencies: ["DNSWire", "DNSCache", "MarkCore", "MarkPolicy"],
+            dependencies: ["DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "QueryCore"],
             swiftSettings: strict
         ),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),

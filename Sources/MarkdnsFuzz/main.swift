@@ -13,5 +13,6 @@ public func markdnsFuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> C
     // reports any read past the end.
     let raw = UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : size)
     WireInvariants.check(raw)
+    QueryCoreInvariants.check(raw)
     return 0
 }

@@ -58,16 +58,18 @@ extension QueryStateMachine {
         let plan = ForwardPlan(query: query, proto: q.proto,
                                view: CacheView(view: decision.view, pool: pool.name, upstreamMark: mark))
         let cacheOn = limits.cacheSize > 0 && plan.shareable
-        if cacheOn, let hit = cache.lookup(plan.cacheKey, id: query.header.id, questionName: query.question.name.wire,
+        if cacheOn, var hit = cache.lookup(plan.cacheKey, id: query.header.id, questionName: query.question.name.wire,
                                            now: now) {
+            Self.setRecursionDesired(query.header.recursionDesired, in: &hit)
             counters.cacheHits += 1
             counters.answered += 1
             return result(.answer(hit, source: .cache))
         }
         // Every server of the pool is backed off: a stale answer now beats SERVFAIL later.
         if cacheOn, limits.serveStale > 0, pool.servers.allSatisfy({ health.isDown($0, now: now) }),
-           let stale = cache.lookupStale(plan.cacheKey, id: query.header.id,
+           var stale = cache.lookupStale(plan.cacheKey, id: query.header.id,
                                          questionName: query.question.name.wire, now: now) {
+            Self.setRecursionDesired(query.header.recursionDesired, in: &stale)
             counters.staleServed += 1
             counters.answered += 1
             return result(.answer(stale, source: .stale))
@@ -105,6 +107,13 @@ extension QueryStateMachine {
         inFlight += 1
         perClient[client] = clientWaiting + 1
         return result(.start(startAttempt(id, now: now)!))
+    }
+
+    /// RD is copied from the query into the response (RFC 1035 4.1.1): a cached answer
+    /// carries whatever the upstream set, so the client's own bit is written back.
+    static func setRecursionDesired(_ rd: Bool, in answer: inout [UInt8]) {
+        guard answer.count > 2 else { return }
+        if rd { answer[2] |= 0x01 } else { answer[2] &= ~0x01 }
     }
 
     /// The answer of local data, or nil to forward: records and hosts first, then the

@@ -111,6 +111,8 @@ extension QueryStateMachine {
                                                  now: now) {
                     counters.staleServed += 1
                     counters.answered += 1
+                    var stale = stale
+                    Self.setRecursionDesired(query.header.recursionDesired, in: &stale)
                     delivery.bytes = stale
                     delivery.rcode = stale[3] & 0x0F
                     delivery.source = .staleAfterFailure

@@ -104,5 +104,44 @@ struct CacheTests {
         let marks = Set(lab.upstreamFlows(to: "127.0.0.4").map(\.mark))
         #expect(marks == [0x10, 0x20], "\(lab.upstreamFlows(to: "127.0.0.4"))")
     }
+
+    /// The flags line of a dig answer (";; flags: qr rd ra; QUERY: ...").
+    func flags(_ out: String) -> Set<String> {
+        guard let line = out.split(separator: "\n").first(where: { $0.contains(";; flags:") }),
+              let r = line.range(of: "flags:") else { return [] }
+        return Set(line[r.upperBound...].prefix { $0 != ";" }.split(separator: " ").map(String.init))
+    }
+
+    @Test("EDNS version 1 gets BADVERS and never breaks concurrent EDNS0 queries; RD is each client's own")
+    func ednsVersionAndRecursionDesiredPerClient() throws {
+        let lab = try lab("badvers", delay: 0.8, markdnsArgs: ["--cache-size", "1000"])
+        defer { lab.close() }
+        var digs: [ChildProcess] = []
+        for i in 0..<8 {
+            digs.append(try lab.spawn(["dig", "+time=3", "+tries=1", "-b", "127.0.0.10", "@127.0.0.1",
+                                       i % 2 == 0 ? "+edns=0" : "+edns=1", "+noednsnegotiation", "v.example.test"],
+                                      log: "dig-\(i).log"))
+            usleep(20_000)
+        }
+        for d in digs { d.wait() }
+        for i in 0..<8 {
+            let out = lab.readLog("dig-\(i).log")
+            if i % 2 == 0 {
+                #expect(out.contains("status: NOERROR") && out.contains("192.0.2.44"), "EDNS0 dig \(i): \(out)")
+            } else {
+                #expect(out.contains("status: BADVERS"), "EDNS1 dig \(i): \(out)")
+            }
+        }
+        #expect(upstreamQueries(lab, "v.example.test") == 1, "\(lab.readLog("upstream.queries"))")
+        // The upstream sets RD in every answer; each client gets its own RD bit back.
+        let norec = lab.dig("rd.example.test", from: "127.0.0.10", options: ["+norecurse"])
+        #expect(norec.stdout.contains("192.0.2.44") && !flags(norec.stdout).contains("rd"), "\(norec.stdout)")
+        let rec = lab.dig("rd.example.test", from: "127.0.0.10")
+        #expect(rec.stdout.contains("192.0.2.44") && flags(rec.stdout).contains("rd"), "\(rec.stdout)")
+        // RD=0 and RD=1 are cached apart: each went upstream once.
+        #expect(upstreamQueries(lab, "rd.example.test") == 2)
+        let hit = lab.dig("rd.example.test", from: "127.0.0.10", options: ["+norecurse"])
+        #expect(!flags(hit.stdout).contains("rd") && upstreamQueries(lab, "rd.example.test") == 2, "\(hit.stdout)")
+    }
 }
 }

@@ -224,3 +224,17 @@ struct IntakeTests {
         #expect(counters.formerr == 1)
     }
 }
+
+@Suite("QueryStateMachine RD")
+struct RecursionDesiredTests {
+    @Test func aCacheHitCarriesTheClientsRDEvenWhenTheUpstreamSetItWrongly() throws {
+        let h = CoreHarness()
+        let start = try #require(h.ask(Wire.query("w.example", rd: false)).arrival?.action.start)
+        var answer = Wire.answer(to: start.query)
+        answer[2] |= 0x01  // a non-compliant upstream: RD set although the query had none
+        let finish = try #require(h.answer(start, with: answer).action.finish)
+        #expect(!Wire.rd(finish.deliveries[0].bytes(answer: answer, finish: finish)))
+        let hit = try #require(h.ask(Wire.query("w.example", rd: false)).arrival?.action.answer)
+        #expect(hit.source == .cache && !Wire.rd(hit.bytes))
+    }
+}

@@ -48,7 +48,7 @@ public final class Forwarder: Sendable {
         let shared = SharedState(config: config)
         let engineConfig = config.perEngine(threads: threads)
         var engines: [NIOLoopBound<QueryEngine>] = []
-        var hasMarkSource = false
+        var loopsWithMarkSource = 0
         for (index, loop) in loops.enumerated() {
             // The mark source is created on the loop that will use it (it is not thread-safe).
             let made: Result<(NIOLoopBound<QueryEngine>, Bool), ForwarderStartError> = try loop.submit {
@@ -82,7 +82,7 @@ public final class Forwarder: Sendable {
             switch made {
             case .success(let (e, has)):
                 engines.append(e)
-                hasMarkSource = has
+                if has { loopsWithMarkSource += 1 }
             case .failure(let error):
                 stopEngines(engines)
                 try? group.syncShutdownGracefully()
@@ -126,13 +126,17 @@ public final class Forwarder: Sendable {
             (try? engine.eventLoop.submit { engine.value.listeners.allSatisfy(\.receivesMarks) }.wait()) ?? false
         }
         let marksFrom: String
+        // Every loop's own ctnetlink socket counts, not the last one's.
+        let hasMarkSource = loopsWithMarkSource > 0
         switch (hasMarkSource, config.markSource ?? config.policy.config.conntrack.markSource, packetMarks) {
         case (false, _, _): marksFrom = "nowhere (unmarked)"
         case (true, .conntrack, _): marksFrom = "ctnetlink (mark source: conntrack)"
         case (true, .auto, false): marksFrom = "ctnetlink (this kernel has no SO_RCVMARK: Linux 5.19+ reads packet marks)"
         case (true, .auto, true): marksFrom = "UDP packet marks (SO_RCVMARK) once they match ctnetlink's connmarks, else ctnetlink"
         }
-        logger.info("listening on \(names.joined(separator: ", ")) (udp+tcp); pools \(config.policy.config.pools.map { "\($0.name)=\($0.servers.map(\.description).joined(separator: ","))" }.joined(separator: " ")); marks from \(marksFrom), mask \(hex(config.policy.mask)), on-missing \(config.policy.config.conntrack.onMissing.rawValue); \(threads) event loop(s)")
+        let partial = hasMarkSource && loopsWithMarkSource < threads
+            ? " (\(threads - loopsWithMarkSource) of \(threads) event loops have no ctnetlink socket: their queries go unmarked)" : ""
+        logger.info("listening on \(names.joined(separator: ", ")) (udp+tcp); pools \(config.policy.config.pools.map { "\($0.name)=\($0.servers.map(\.description).joined(separator: ","))" }.joined(separator: " ")); marks from \(marksFrom)\(partial), mask \(hex(config.policy.mask)), on-missing \(config.policy.config.conntrack.onMissing.rawValue); \(threads) event loop(s)")
         return Forwarder(group: group, engines: engines, channels: channels, tcpListeners: tcpListeners, localData: localData,
                          boundAddresses: names, logger: logger)
     }
