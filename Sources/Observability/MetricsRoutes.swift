@@ -1,5 +1,5 @@
 import Forwarder
-import Foundation
+import FoundationEssentials
 import MarkStats
 
 /// What the metrics listener serves: `/metrics` (Prometheus text) and `/clients` (JSON,
