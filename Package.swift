@@ -42,6 +42,8 @@ let package = Package(
         .systemLibrary(name: "CBatchIO"),
         // C: prctl(PR_SET_NAME) for naming our own threads.
         .systemLibrary(name: "CThreads"),
+        // C: the commit markdns was built from (scripts/package.sh writes build_commit.h).
+        .target(name: "CBuildInfo"),
         // Threads without Foundation (which would link ICU): named pthreads, a condition.
         .target(name: "Threads", dependencies: ["CThreads"], swiftSettings: strict),
         // Pure: DNS wire format. No I/O, no Foundation, no NIO.
@@ -98,7 +100,7 @@ let package = Package(
         .executableTarget(
             name: "markdns",
             dependencies: [
-                "Forwarder", "MarkCore", "MarkPolicy", "MarkStats", "Observability", "Conntrack", "CPrivileges",
+                "Forwarder", "MarkCore", "MarkPolicy", "MarkStats", "Observability", "Conntrack", "CPrivileges", "CBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
