@@ -1,7 +1,13 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+// MemberImportVisibility: members of modules a target does not import itself stay invisible, so
+// nothing picks up Foundation (and ICU) through TOMLKit, which imports it.
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny"), .enableUpcomingFeature("MemberImportVisibility")]
+// The NIO shells (Forwarder, Observability) do not have the feature yet (they rely on NIO's
+// C modules re-exporting Glibc's types); their objects pull in nothing from Foundation
+// (checked in a link map: `-Xlinker -Map=FILE`, see README "Binary size").
+let strictShell: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
 
 let package = Package(
     name: "markdns",
@@ -35,6 +41,12 @@ let package = Package(
         // C: per-thread prctl/capset wrappers for dropping root (serve --user).
         .systemLibrary(name: "CPrivileges"),
         .systemLibrary(name: "CBatchIO"),
+        // C: prctl(PR_SET_NAME) for naming our own threads.
+        .systemLibrary(name: "CThreads"),
+        // C: the commit markdns was built from (scripts/package.sh writes build_commit.h).
+        .target(name: "CBuildInfo"),
+        // Threads without Foundation (which would link ICU): named pthreads, a condition.
+        .target(name: "Threads", dependencies: ["CThreads"], swiftSettings: strict),
         // Pure: DNS wire format. No I/O, no Foundation, no NIO.
         .target(name: "DNSWire", swiftSettings: strict),
         // Pure: the answer cache (bounded LRU, TTL countdown, keyed by policy view).
@@ -71,21 +83,21 @@ let package = Package(
         .target(
             name: "Forwarder",
             dependencies: [
-                "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "QueryCore", "Conntrack", "MarkStats", "CBatchIO",
+                "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "QueryCore", "Conntrack", "MarkStats", "CBatchIO", "Threads",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict
+            swiftSettings: strictShell
         ),
         // I/O: metrics (swift-metrics + Prometheus), /metrics and /clients over HTTP, the
         // query-log writer thread, conntrack accounting export, start-up health checks.
         .target(
             name: "Observability",
             dependencies: [
-                "Forwarder", "QueryCore", "MarkStats", "MarkCore", "MarkPolicy", "Conntrack",
+                "Forwarder", "QueryCore", "MarkStats", "MarkCore", "MarkPolicy", "Conntrack", "Threads",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -94,12 +106,12 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict
+            swiftSettings: strictShell
         ),
         .executableTarget(
             name: "markdns",
             dependencies: [
-                "Forwarder", "QueryCore", "MarkCore", "MarkPolicy", "MarkStats", "Observability", "Conntrack", "CPrivileges",
+                "Forwarder", "QueryCore", "MarkCore", "MarkPolicy", "MarkStats", "Observability", "Conntrack", "CPrivileges", "CBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -5,7 +5,9 @@
 ///
 /// Load with `--noflush` so other mangle rules stay: the `:MARKDNS_...` lines empty our
 /// chains, so reloading replaces our rules, but the two hook jumps would be added again.
-/// Render with `hooks: false` and add them once with `hookCommands` when reloading.
+/// Render with `hooks: false` and add them once (`hooks`: check with `-C`, else `-A`), as
+/// `markdns rules --apply --format iptables` does. One family per text: each is the input
+/// of one tool (iptables-restore or ip6tables-restore).
 public enum IptablesRenderer {
     public enum Family: Sendable {
         case ipv4, ipv6
@@ -60,18 +62,34 @@ public enum IptablesRenderer {
         out.append("-A \(outc) \(zero) -j CONNMARK --restore-mark\(maskOpt)")
         if hooks {
             out.append("# Hook our chains in (once: on reload render without them, see hookCommands).")
-            out += hookRules.map { "-A \($0.chain) -j \($0.target)" }
+            out += Self.hooks.map { "-A \($0.chain) -j \($0.target)" }
         }
         out.append("COMMIT")
         return out.joined(separator: "\n") + "\n"
     }
 
-    /// Shell lines that add the two hook jumps unless present (idempotent).
-    public static func hookCommands(family: Family) -> [String] {
-        hookRules.map {
-            "\(family.command) -t mangle -C \($0.chain) -j \($0.target) 2>/dev/null || \(family.command) -t mangle -A \($0.chain) -j \($0.target)"
+    /// A jump from a built-in mangle chain into one of ours.
+    public struct Hook: Sendable, Equatable {
+        public let chain: String
+        public let target: String
+        /// `iptables` arguments for `operation` ("-C" check, "-A" append, "-D" delete) of it.
+        public func arguments(_ operation: String) -> [String] {
+            ["-t", "mangle", operation, chain, "-j", target]
         }
     }
 
-    private static let hookRules = [(chain: "PREROUTING", target: preroutingChain), (chain: "OUTPUT", target: outputChain)]
+    /// The two hook jumps (PREROUTING → MARKDNS_PRE, OUTPUT → MARKDNS_OUT).
+    public static let hooks = [Hook(chain: "PREROUTING", target: preroutingChain),
+                               Hook(chain: "OUTPUT", target: outputChain)]
+
+    /// Our own chains, which `--remove` flushes (`-F`) and deletes (`-X`) after the hooks.
+    public static let ownChains = [preroutingChain, outputChain]
+
+    /// Shell lines that add the two hook jumps unless present (idempotent).
+    public static func hookCommands(family: Family) -> [String] {
+        hooks.map {
+            "\(family.command) \($0.arguments("-C").joined(separator: " ")) 2>/dev/null || \(family.command) \($0.arguments("-A").joined(separator: " "))"
+        }
+    }
+
 }

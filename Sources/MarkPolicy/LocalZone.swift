@@ -1,3 +1,4 @@
+import MarkCore
 /// The local data in force: static records, hosts files, the local domain and the
 /// private reverse zones, ready to answer a question. Pure and immutable; the daemon
 /// rebuilds it when a hosts file changes.

@@ -1,3 +1,4 @@
+import MarkCore
 /// Renders a policy as a complete nftables ruleset in a table of its own
 /// (`table inet markdns`), in the structure of conf/nftables.conf: restore the connection's
 /// mark onto packets, mark new connections by client selector, save the packet mark to the

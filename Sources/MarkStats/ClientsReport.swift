@@ -1,3 +1,4 @@
+import MarkCore
 /// The `/clients` document: per mark, its heaviest clients. Codable (JSON on the metrics
 /// listener, read back by `markdns top`).
 public struct ClientsReport: Codable, Sendable, Equatable {

@@ -1,3 +1,4 @@
+import MarkCore
 /// The query log's line format: one JSON object per query, newline-terminated.
 /// Hand-written (no Foundation) and escaped per RFC 8259, so any byte in a query name
 /// yields valid JSON.

@@ -1,6 +1,6 @@
 import QueryCore
 import Forwarder
-import Foundation
+import FoundationEssentials
 import MarkStats
 
 /// What the metrics listener serves: `/metrics` (Prometheus text) and `/clients` (JSON,

@@ -1,5 +1,9 @@
-import Foundation
 import MarkStats
+import Threads
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The query log (`--query-log FILE`): JSON lines written by a thread of its own.
 ///
@@ -10,7 +14,7 @@ import MarkStats
 public final class QueryLogWriter: @unchecked Sendable {
     public let path: String
     public let capacity: Int
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var queue: [QueryEvent] = []
     private var droppedCount = 0
     private var writtenCount = 0
@@ -32,9 +36,7 @@ public final class QueryLogWriter: @unchecked Sendable {
         self.batch = min(256, max(1, capacity / 2))
         self.onError = onError
         queue.reserveCapacity(self.capacity)
-        let thread = Thread { [self] in run() }
-        thread.name = "markdns-querylog"
-        thread.start()
+        NamedThread.start(name: "markdns-querylog") { [self] in run() }
     }
 
     /// Queues one line; never blocks beyond the lock.
@@ -67,7 +69,7 @@ public final class QueryLogWriter: @unchecked Sendable {
         condition.lock()
         stopping = true
         condition.broadcast()
-        let deadline = Date(timeIntervalSinceNow: timeout)
+        let deadline = Condition.now() + timeout
         while !stopped, condition.wait(until: deadline) {}
         condition.unlock()
     }
@@ -76,7 +78,7 @@ public final class QueryLogWriter: @unchecked Sendable {
         while true {
             condition.lock()
             while queue.count < batch && !reopenRequested && !stopping {
-                if !condition.wait(until: Date(timeIntervalSinceNow: flushInterval)) && !queue.isEmpty { break }
+                if !condition.wait(until: Condition.now() + flushInterval) && !queue.isEmpty { break }
             }
             let batch = queue
             queue.removeAll(keepingCapacity: true)

@@ -1,5 +1,6 @@
 import DNSCache
 import DNSWire
+import HeapModule
 import MarkCore
 
 extension QueryStateMachine {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Conntrack
-import Foundation
+import FoundationEssentials
 import MarkCore
 import MarkPolicy
 import MarkStats

@@ -5,7 +5,8 @@ struct Markdns: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "markdns",
         abstract: "A DNS forwarder that carries each client's connmark onto its upstream DNS flows.",
-        subcommands: [Serve.self, Check.self, Rules.self, Accounting.self, Top.self],
+        version: BuildInfo.line,
+        subcommands: [Serve.self, Check.self, Rules.self, Accounting.self, Top.self, Version.self],
         defaultSubcommand: Serve.self
     )
 }

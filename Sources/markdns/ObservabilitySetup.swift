@@ -3,6 +3,7 @@ import Forwarder
 import Logging
 import MarkCore
 import MarkPolicy
+import NIOCore
 import NIOConcurrencyHelpers
 import Observability
 

@@ -209,6 +209,36 @@ struct RendererTests {
         ])
     }
 
+    /// What `rules --apply/--remove --format iptables` runs: check, append and delete of
+    /// exactly the two jumps, and our two chains.
+    @Test func hookArgumentsAndOwnChains() {
+        #expect(IptablesRenderer.hooks.map { $0.arguments("-C") } == [
+            ["-t", "mangle", "-C", "PREROUTING", "-j", "MARKDNS_PRE"],
+            ["-t", "mangle", "-C", "OUTPUT", "-j", "MARKDNS_OUT"],
+        ])
+        #expect(IptablesRenderer.hooks[1].arguments("-D") == ["-t", "mangle", "-D", "OUTPUT", "-j", "MARKDNS_OUT"])
+        #expect(IptablesRenderer.ownChains == ["MARKDNS_PRE", "MARKDNS_OUT"])
+    }
+
+    /// Each family's text is one tool's whole input: one table, declared chains, one COMMIT,
+    /// and no address of the other family (iptables-restore rejected the v6 "/128" masks).
+    @Test func eachFamilyIsOneRestoreInput() throws {
+        let c = try F.load(Self.small)
+        for family in [IptablesRenderer.Family.ipv4, .ipv6] {
+            let lines = IptablesRenderer.render(c, family: family).split(separator: "\n")
+            #expect(lines.filter { $0.hasPrefix("*") } == ["*mangle"])
+            #expect(lines.filter { $0 == "COMMIT" }.count == 1)
+            #expect(lines.last == "COMMIT")
+            #expect(lines.contains(":MARKDNS_PRE - [0:0]") && lines.contains(":MARKDNS_OUT - [0:0]"))
+            let sources = lines.filter { $0.hasPrefix("-A") }.compactMap { line -> Substring? in
+                let words = line.split(separator: " ")
+                return words.firstIndex(of: "-s").map { words[$0 + 1] }
+            }
+            #expect(!sources.isEmpty)
+            #expect(sources.allSatisfy { $0.contains(":") == (family == .ipv6) }, "\(family): \(sources)")
+        }
+    }
+
     @Test func iptablesWithTheFullMask() throws {
         let text = IptablesRenderer.render(try F.load(Self.fullMask), family: .ipv4)
         for expected in [

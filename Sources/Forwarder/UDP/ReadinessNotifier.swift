@@ -1,8 +1,8 @@
 import CBatchIO
-import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import Threads
 
 #if canImport(Glibc)
 import Glibc
@@ -60,15 +60,13 @@ final class ReadinessNotifier: @unchecked Sendable {
     }
 
     func start(name: String) {
-        let thread = Thread { [self] in
-            // Set from the thread itself so the kernel's name changes too (it is inherited
-            // from the event loop thread that starts it, and would pass for one).
-            Thread.current.name = name
+        // Named from the thread itself so the kernel's name changes too (it is inherited
+        // from the event loop thread that starts it, and would pass for one).
+        NamedThread.start(name: name) { [self] in
             run()
             let close = life.withLockedValue { $0.ended = true; return $0.stopRequested }
             if close { closeDescriptors() }
         }
-        thread.start()
     }
 
     private func run() {
