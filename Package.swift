@@ -127,13 +127,15 @@ let package = Package(
             dependencies: ["DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "QueryCore"],
             swiftSettings: strict
         ),
-        .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
+        // Fixtures shared by several test targets (the seeded generator).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "DNSWireTests", dependencies: ["DNSWire", "TestSupport"]),
         .testTarget(name: "MarkCoreTests", dependencies: ["MarkCore"]),
-        .testTarget(name: "DNSCacheTests", dependencies: ["DNSCache", "DNSWire"]),
+        .testTarget(name: "DNSCacheTests", dependencies: ["DNSCache", "DNSWire", "TestSupport"]),
         .testTarget(name: "MarkPolicyTests", dependencies: ["MarkPolicy", "MarkCore"]),
         .testTarget(name: "ForwarderTests", dependencies: ["Forwarder", "MarkCore", "MarkPolicy"]),
         .testTarget(name: "QueryCoreTests",
-                    dependencies: ["QueryCore", "DNSWire", "DNSCache", "MarkCore", "MarkPolicy"]),
+                    dependencies: ["QueryCore", "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "TestSupport"]),
         .testTarget(name: "MarkStatsTests", dependencies: ["MarkStats", "MarkPolicy", "MarkCore"]),
         // Kernel tests: network namespaces, nft, conntrack, dnsmasq, the built binary.
         .testTarget(name: "KernelTests", dependencies: ["markdns", "DNSWire"]),

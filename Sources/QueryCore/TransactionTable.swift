@@ -81,11 +81,6 @@ struct TransactionTable: Sendable {
         count -= 1
         return txn
     }
-
-    /// Every transaction in flight (for drains and tests).
-    var ids: [TxnID] {
-        slots.indices.compactMap { i in slots[i] == nil ? nil : TxnID(index: Int32(i), generation: generations[i]) }
-    }
 }
 
 /// When an attempt's time is up. Ordered by time; stale entries (their attempt has ended)

@@ -1,3 +1,4 @@
+@_exported import TestSupport
 import DNSCache
 import DNSWire
 
@@ -138,17 +139,4 @@ func readTTLs(_ bytes: [UInt8]) throws -> DNSRecordTTLs {
 /// The rdata of the first answer record (A records with owner pointer only).
 func firstAddress(_ bytes: [UInt8], questionEnd: Int) -> [UInt8] {
     Array(bytes[(questionEnd + 12)..<(questionEnd + 16)])
-}
-
-/// SplitMix64: a small deterministic generator for the randomized tests.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

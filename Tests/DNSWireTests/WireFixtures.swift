@@ -1,3 +1,4 @@
+@_exported import TestSupport
 import DNSWire
 
 // Hand-rolled wire encoding helpers. They deliberately do not use any DNSWire writer, so
@@ -113,17 +114,4 @@ func labelsOf(_ wire: [UInt8]) -> [[UInt8]]? {
         i += 1 + len
     }
     return nil
-}
-
-/// SplitMix64: small, fast, deterministic for a given seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

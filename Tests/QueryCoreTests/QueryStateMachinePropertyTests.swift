@@ -1,26 +1,15 @@
 import DNSWire
 import MarkCore
 import Testing
+import TestSupport
 @testable import QueryCore
 
 /// Seeded random events against the state machine, checked against what must always hold.
 @Suite("QueryStateMachine properties")
 struct QueryStateMachinePropertyTests {
-    /// SplitMix64: the same seed, the same run.
-    struct SeededRandom: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test(arguments: [1, 2, 3, 42])
     func everyQueryGetsExactlyOneAnswerOfItsOwnMark(seed: UInt64) throws {
-        var rng = SeededRandom(state: seed)
+        var rng = SplitMix64(seed: seed)
         var limits = QueryLimits()
         limits.maxOutstanding = 40
         limits.maxOutstandingPerClient = 12

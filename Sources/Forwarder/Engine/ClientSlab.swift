@@ -34,6 +34,4 @@ struct ClientSlab {
         free.append(handle)
         return client
     }
-
-    var count: Int { slots.count - free.count }
 }
