@@ -45,6 +45,12 @@
 #                    least work a marking forwarder can do (one C thread, recvmmsg/sendmmsg,
 #                    SO_RCVMARK -> SO_MARK, no validation); in cache mode a responder that
 #                    answers every query itself, i.e. the load generator's own ceiling
+#   CPU=0            1 = also report each server's CPU time per answered query (utime +
+#                    stime of the process, all threads, from /proc/PID/stat before and
+#                    after each run, divided by the queries completed) and context
+#                    switches per query (every thread's, /proc/PID/task/*/status), plus
+#                    markdns's CPU while idle for 10 s. Meant with RATE (a fixed load):
+#                    RATE=8000 CPU=1 CEILING=1 bench/forward.sh
 #   KEEP=0           1 = keep the work directory (logs, dnsperf output)
 #
 # Exit status: 0 when all runs completed and every markdns upstream flow had
@@ -68,6 +74,7 @@ esac
 PERCENTILES=${PERCENTILES:-1}
 KEEP=${KEEP:-0}
 CEILING=${CEILING:-0}
+CPU=${CPU:-0}
 MARKDNS_ARGS=${MARKDNS_ARGS:-}
 DNSMASQ_CT_ARGS=${DNSMASQ_CT_ARGS:-}
 DNSMASQ_FORWARD_MAX=${DNSMASQ_FORWARD_MAX:-4096}
@@ -234,6 +241,20 @@ ct_drops() {
     nsx conntrack -S 2>/dev/null | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(drop|early_drop|insert_failed)=/) { split($i, a, "="); s += a[2] } } END { print s + 0 }'
 }
 
+# cpu_ticks PID: utime + stime of the whole process (all threads), in clock ticks.
+cpu_ticks() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    st=${st##*) }
+    read -r -a st <<<"$st"     # state is field 3; utime 14, stime 15 => indexes 11, 12
+    echo $((st[11] + st[12]))
+}
+# ctx_switches PID: voluntary + involuntary context switches summed over its threads.
+ctx_switches() {
+    cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches:/ { s += $2 } END { print s + 0 }'
+}
+CLK_TCK=$(getconf CLK_TCK)
+
 # referee: "ok bad" upstream queries counted since the last reset (both clients).
 referee() {
     nsx nft list counters table inet referee | awk '
@@ -262,17 +283,18 @@ RESULTS=$WORK/results.tsv
 FAILED=()
 run_dnsperf() {
     local round=$1 target=$2 addr=$3 port=$4 out=$WORK/dnsperf-$2-$1.txt
-    local vflag=() rb0 rb1 ct0 ct1 p50=- p99=-
+    local vflag=() rb0 rb1 ct0 ct1 p50=- p99=- pidvar="PID_${2//-/_}" cpu0=0 cpu1=0 cs0=0 cs1=0
     ((PERCENTILES)) && vflag=(-v)
     if ! probe "$addr" "$port"; then
         log "round $round: $target does not answer a probe query; run skipped"
         FAILED+=("$target round $round: not answering")
-        printf '%s\t%s\t0\t0\t0\t100\t0\t-\t-\t-\t-\t-\n' "$round" "$target" >>"$RESULTS"
+        printf '%s\t%s\t0\t0\t0\t100\t0\t-\t-\t-\t-\t-\t-\t-\n' "$round" "$target" >>"$RESULTS"
         return 0
     fi
     nsx conntrack -F >/dev/null 2>&1 || true
     nsx nft reset counters table inet referee >/dev/null
     rb0=$(udp_rcvbuf_errors); ct0=$(ct_drops)
+    cpu0=$(cpu_ticks "${!pidvar}"); cs0=$(ctx_switches "${!pidvar}")
     local n=${#CLIENT_ADDRS[@]} i pids=()
     local per_c=$(( (CLIENTS + n - 1) / n )) per_q=$(( (OUTSTANDING + n - 1) / n )) rate=()
     ((RATE > 0)) && rate=(-Q $(( (RATE + n - 1) / n )))
@@ -285,6 +307,7 @@ run_dnsperf() {
     for i in "${!pids[@]}"; do
         wait "${pids[$i]}" || log "round $round: dnsperf ${CLIENT_ADDRS[$i]} against $target exited with $?"
     done
+    cpu1=$(cpu_ticks "${!pidvar}"); cs1=$(ctx_switches "${!pidvar}")
     cat "$out".* >"$out"
     rb1=$(udp_rcvbuf_errors); ct1=$(ct_drops)
     read -r REF_OK REF_BAD < <(referee)
@@ -295,17 +318,19 @@ run_dnsperf() {
                 i50 = int(NR * 0.50 + 0.999999); i99 = int(NR * 0.99 + 0.999999)
                 printf "%.3f %.3f\n", a[i50] * 1000, a[i99] * 1000 }')
     fi
-    awk -v r="$round" -v t="$target" -v p50="$p50" -v p99="$p99" -v rb=$((rb1 - rb0)) -v ct=$((ct1 - ct0)) '
+    awk -v r="$round" -v t="$target" -v p50="$p50" -v p99="$p99" -v rb=$((rb1 - rb0)) -v ct=$((ct1 - ct0)) \
+        -v cpu=$((cpu1 - cpu0)) -v cs=$((cs1 - cs0)) -v tck="$CLK_TCK" '
         /Queries sent:/ { sent += $3 } /Queries completed:/ { comp += $3 } /Queries lost:/ { lost += $3 }
         /Queries per second:/ { qps += $4 } /Average Latency \(s\):/ { avg += $4; navg++ }
         END { avg = navg ? avg / navg : ""; lp = sent ? 100 * lost / sent : 100
-              printf "%s\t%s\t%d\t%d\t%d\t%.3f\t%.1f\t%s\t%s\t%s\t%d\t%d\n", r, t, sent, comp, lost, lp, qps,
-                     (avg == "" ? "-" : sprintf("%.3f", avg * 1000)), p50, p99, rb, ct }' "$out" >>"$RESULTS"
+              us = comp ? sprintf("%.1f", cpu * 1e6 / tck / comp) : "-"; csq = comp ? sprintf("%.2f", cs / comp) : "-"
+              printf "%s\t%s\t%d\t%d\t%d\t%.3f\t%.1f\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r, t, sent, comp, lost, lp, qps,
+                     (avg == "" ? "-" : sprintf("%.3f", avg * 1000)), p50, p99, rb, ct, us, csq }' "$out" >>"$RESULTS"
 }
 
-HDR_FMT='%-5s %-17s %10s %8s %8s %8s %8s %10s %7s %7s\n'
+HDR_FMT='%-5s %-17s %10s %8s %8s %8s %8s %10s %7s %7s %8s %6s\n'
 print_row() {   # a results.tsv line
-    awk -F'\t' -v fmt="$HDR_FMT" '{ printf fmt, $1, $2, $7, $6, $8, $9, $10, $3, $11, $12 }'
+    awk -F'\t' -v fmt="$HDR_FMT" '{ printf fmt, $1, $2, $7, $6, $8, $9, $10, $3, $11, $12, $13, $14 }'
 }
 
 # ---------------------------------------------------------------- setup
@@ -372,13 +397,21 @@ echo "markdns: ${MD_CACHE[*]:-default cache}  dnsmasq-ct: --conntrack $DM_CACHE 
 echo "targets: upstream $UP_ADDR:$UP_PORT | markdns $MD_ADDR:$MD_PORT | dnsmasq-ct $DM_ADDR:$DM_PORT$( ((CEILING)) && echo " | ceiling $CE_ADDR:$CE_PORT (bench/ceiling.c $([[ $MODE == cache ]] && echo answer || echo relay))")"
 echo
 
+if ((CPU)); then
+    # Idle cost: no queries at all for 10 s (timers, sweeps, spinning would show here).
+    i0=$(cpu_ticks "$PID_markdns"); c0=$(ctx_switches "$PID_markdns"); sleep 10
+    i1=$(cpu_ticks "$PID_markdns"); c1=$(ctx_switches "$PID_markdns")
+    echo "markdns idle 10 s: $(( (i1 - i0) * 1000 / CLK_TCK )) ms CPU, $((c1 - c0)) context switches"
+    echo
+fi
+
 # ---------------------------------------------------------------- rounds
 MARK_BAD=0
 MARK_LINES=()
 for round in $(seq "$ROUNDS"); do
     echo "round $round/$ROUNDS"
     # shellcheck disable=SC2059
-    printf "$HDR_FMT" rnd target qps lost% avg_ms p50_ms p99_ms sent rcvbuf ct_drop
+    printf "$HDR_FMT" rnd target qps lost% avg_ms p50_ms p99_ms sent rcvbuf ct_drop cpu_us cs/q
     for target in "${TARGETS[@]}"; do
         case $target in
             upstream)   run_dnsperf "$round" "$target" "$UP_ADDR" "$UP_PORT" ;;
@@ -445,18 +478,29 @@ done
 echo
 
 echo "medians over $ROUNDS round(s):"
-printf '      %-17s %10s %8s %8s %8s %8s\n' target qps lost% avg_ms p50_ms p99_ms
+printf '      %-17s %10s %8s %8s %8s %8s %8s %6s\n' target qps lost% avg_ms p50_ms p99_ms cpu_us cs/q
 MEDIANS=$(awk -F'\t' '
     function median(list,   n, a, i, j, t) {
         n = split(list, a, " "); if (!n) return "-"
         for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
         return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-    { for (c = 6; c <= 10; c++) if ($c != "-") v[$2, c] = v[$2, c] " " $c; seen[$2] = 1 }
+    { for (c = 6; c <= 14; c++) if ($c != "-" && (c <= 10 || c >= 13)) v[$2, c] = v[$2, c] " " $c; seen[$2] = 1 }
     END { split("upstream markdns dnsmasq-ct ceiling", order, " ")
           for (k = 1; k <= 4; k++) { t = order[k]; if (!(t in seen)) continue
-              printf "%s", t; for (c = 6; c <= 10; c++) printf "\t%s", median(v[t, c]); printf "\n" } }' "$RESULTS")
-awk -F'\t' '{ f = "%.3f"; printf "      %-17s %10.1f %8.3f %8s %8s %8s\n", $1, $3, $2,
-              ($4 == "-" ? "-" : sprintf(f, $4)), ($5 == "-" ? "-" : sprintf(f, $5)), ($6 == "-" ? "-" : sprintf(f, $6)) }' <<<"$MEDIANS"
+              printf "%s", t; for (c = 6; c <= 10; c++) printf "\t%s", median(v[t, c])
+              printf "\t%s\t%s\n", median(v[t, 13]), median(v[t, 14]) } }' "$RESULTS")
+awk -F'\t' '{ f = "%.3f"; printf "      %-17s %10.1f %8.3f %8s %8s %8s %8s %6s\n", $1, $3, $2,
+              ($4 == "-" ? "-" : sprintf(f, $4)), ($5 == "-" ? "-" : sprintf(f, $5)), ($6 == "-" ? "-" : sprintf(f, $6)),
+              $7, $8 }' <<<"$MEDIANS"
+if ((CPU)); then
+    awk -F'\t' '{ c[$1] = $7 }
+        function rt(a, b) { return (a != "-" && b != "-" && b + 0 > 0) ? sprintf("%.2f", a / b) : "n/a" }
+        END { printf "CPU per query (median µs): markdns %s  dnsmasq-ct %s", c["markdns"], c["dnsmasq-ct"]
+              if ("ceiling" in c) printf "  ceiling %s", c["ceiling"]
+              printf "\nCPU ratios: markdns/dnsmasq-ct %s", rt(c["markdns"], c["dnsmasq-ct"])
+              if ("ceiling" in c) printf "  markdns/ceiling %s", rt(c["markdns"], c["ceiling"])
+              printf "\n" }' <<<"$MEDIANS"
+fi
 echo
 
 qps_of() { awk -F'\t' -v t="$1" '$1 == t { print $3 }' <<<"$MEDIANS"; }

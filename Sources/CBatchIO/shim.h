@@ -1,5 +1,5 @@
-// Batched datagram I/O, one-shot epoll and getrandom for the UDP fast path
-// (RawUDPListener, ReadinessNotifier, SecureRandom).
+// Batched datagram I/O, epoll, eventfd and getrandom for the UDP data plane
+// (RawUDPListener, DataPlaneLoop, SecureRandom).
 //
 // Swift's Glibc module is built without _GNU_SOURCE, so it lacks recvmmsg/sendmmsg and
 // struct mmsghdr. Defining _GNU_SOURCE here would make clang see two different definitions
@@ -33,16 +33,12 @@ static inline int markdns_sendmmsg(int fd, markdns_mmsghdr *msgs, unsigned int n
     return sendmmsg(fd, (struct mmsghdr *)msgs, n, 0);
 }
 
-// epoll with one-shot read interest; each descriptor is reported by its 64-bit token
-// (struct epoll_event is packed on x86-64, so it stays on this side).
+// epoll: each descriptor is reported by its 64-bit token (struct epoll_event is packed on
+// x86-64, so it stays on this side). Level-triggered read interest: the data-plane thread
+// that waits is the one that reads, so nothing needs re-arming.
 static inline int markdns_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
-static inline int markdns_epoll_watch(int ep, int fd, uint64_t token, int add) {
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u64 = token };
-    return epoll_ctl(ep, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev);
-}
-
-static inline int markdns_epoll_watch_always(int ep, int fd, uint64_t token) {
+static inline int markdns_epoll_watch(int ep, int fd, uint64_t token) {
     struct epoll_event ev = { .events = EPOLLIN, .data.u64 = token };
     return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 }
@@ -51,11 +47,12 @@ static inline int markdns_epoll_unwatch(int ep, int fd) {
     return epoll_ctl(ep, EPOLL_CTL_DEL, fd, 0);
 }
 
-/* Waits for readiness; writes up to `max` (<= 64) tokens. Returns their count, or -1. */
-static inline int markdns_epoll_wait(int ep, uint64_t *tokens, int max) {
+/* Waits up to `timeout_ms` (-1: no limit) for readiness; writes up to `max` (<= 64) tokens.
+   Returns their count (0 on timeout), or -1. */
+static inline int markdns_epoll_wait(int ep, uint64_t *tokens, int max, int timeout_ms) {
     struct epoll_event events[64];
     if (max > 64) max = 64;
-    int n = epoll_wait(ep, events, max, -1);
+    int n = epoll_wait(ep, events, max, timeout_ms);
     for (int i = 0; i < n; i++) tokens[i] = events[i].data.u64;
     return n;
 }

@@ -4,7 +4,7 @@ import MarkCore
 /// slot it holds, and its pending query event (when observed).
 struct ClientContext {
     var reply: ReplyTarget
-    var tcpClient: TCPClientHandler?
+    var tcpClient: TCPClientToken?
     var event: PendingEvent?
 }
 

@@ -9,10 +9,14 @@ import QueryCore
 /// `QueryStateMachine`); this type finds marks (ctnetlink, packet marks), owns the
 /// sockets, the one attempt timer and the reply targets, and performs what the core says.
 ///
-/// Everything here runs on `loop`; no locks. The UDP sockets live in `UDP/`, the TCP
-/// connections in `TCP/`, and what is told to the observer in `QueryEngine+Events`.
+/// Everything here runs on `loop`, a data-plane thread that waits on the UDP sockets
+/// itself (see `DataPlaneLoop`); no locks. TCP connections live on `tcpLoop`, a NIO loop,
+/// and reach the engine through `loop.execute` (see `TCP/`). The UDP sockets live in
+/// `UDP/`, and what is told to the observer in `QueryEngine+Events`.
 final class QueryEngine {
-    let loop: any EventLoop
+    let loop: DataPlaneLoop
+    /// The NIO loop of this engine's TCP connections (client and upstream).
+    let tcpLoop: any EventLoop
     let config: ForwarderConfig
     let markSource: (any MarkSource)?
     let logger: Logger
@@ -25,7 +29,7 @@ final class QueryEngine {
     private var interfaceNames: [Int: String] = [:]
     var addresses: [Endpoint: SocketAddress] = [:]
     var pools: [UpstreamUDPPool.Key: UpstreamUDPPool] = [:]
-    /// Every open upstream UDP socket, by its notifier token (above the listeners' tokens).
+    /// Every open upstream UDP socket, by its epoll token (above the listeners' tokens).
     var upstreamSockets: [Int: UpstreamUDPSocket] = [:]
     var nextSocketToken = QueryEngine.firstSocketToken
     static let firstSocketToken = 1 << 20
@@ -47,18 +51,19 @@ final class QueryEngine {
     /// when it was set; a later deadline needs no new timer).
     var timer: NIOScheduledCallback?
     var timerAt = Double.infinity
-    /// The client UDP sockets of this loop (the index is the notifier's token) and the
-    /// thread that reports them readable.
+    /// The client UDP sockets of this loop (the index is the epoll token).
     var listeners: [RawUDPListener] = []
-    var notifier: ReadinessNotifier?
+    /// Set at shutdown, once the listeners and upstream sockets are closed: no new socket.
+    var socketsClosed = false
     private var drainWaiters: [EventLoopPromise<Void>] = []
     /// Told of every query's outcome (metrics, top clients, query log); see QueryEngine+Events.
     let observer: (any QueryObserver)?
     var pendingEvent: PendingEvent?
 
-    init(loop: any EventLoop, config: ForwarderConfig, markSource: (any MarkSource)?, shared: SharedState,
-         neighbours: NeighbourTable, logger: Logger) {
+    init(loop: DataPlaneLoop, tcpLoop: any EventLoop, config: ForwarderConfig, markSource: (any MarkSource)?,
+         shared: SharedState, neighbours: NeighbourTable, logger: Logger) {
         self.loop = loop
+        self.tcpLoop = tcpLoop
         self.shared = shared
         self.batcher = WriteBatcher(loop: loop)
         defer { batcher.upstream = { [unowned self] in self.flushUpstream() } }
@@ -103,7 +108,12 @@ final class QueryEngine {
     /// A query from a client. `bytes` is the whole DNS message (valid during the call).
     /// `cut`: a datagram longer than the receive buffer (MSG_TRUNC), only its start here.
     func receive(_ bytes: UnsafeRawBufferPointer, cut: Bool = false, flow: FlowTuple, reply: ReplyTarget, interfaceIndex: Int? = nil,
-                 packetMark: UInt32? = nil, tcpClient: TCPClientHandler? = nil) {
+                 packetMark: UInt32? = nil, tcpClient: TCPClientToken? = nil) {
+        // Open TCP connections get nothing more once the drain began (UDP: SERVFAIL).
+        if let tcpClient, core.draining {
+            tcpClient.queryDone()
+            return
+        }
         openEvent(flow)
         defer { pendingEvent = nil }
         let intake = core.intake(bytes, proto: flow.proto, cut: cut)

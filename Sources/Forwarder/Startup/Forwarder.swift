@@ -20,14 +20,17 @@ public struct ForwarderStartError: Error, CustomStringConvertible {
     public init(description: String) { self.description = description }
 }
 
-/// The running forwarder: on each of `threads` event loops an engine of its own (its own
-/// ctnetlink socket, cache and upstream sockets) behind its own UDP and TCP listeners on
-/// every configured address, bound with SO_REUSEPORT so the kernel spreads clients over
-/// them (one flow always reaches the same loop). What must hold across loops is shared
-/// behind a lock: the port quarantine (a 5-tuple never carries two marks) and the TCP
-/// connection limits.
+/// The running forwarder: `threads` data-plane loops, each with an engine of its own (its
+/// own ctnetlink socket, cache and upstream sockets) behind its own UDP listeners on every
+/// configured address, and, on a NIO loop paired with it, its TCP listeners; bound with
+/// SO_REUSEPORT so the kernel spreads clients over them (one client address always reaches
+/// the same engine, over UDP or TCP). What must hold across loops is shared behind a lock:
+/// the port quarantine (a 5-tuple never carries two marks) and the TCP connection limits.
 public final class Forwarder: Sendable {
+    /// NIO's loops: TCP connections (clients and upstreams), one per data-plane loop.
     private let group: MultiThreadedEventLoopGroup
+    /// The data-plane loops (UDP, the query engines), stopped after the engines.
+    private let dataPlanes: [DataPlaneLoop]
     private let engines: [NIOLoopBound<QueryEngine>]
     private let channels: [any Channel]
     private let localData: LocalDataLoader
@@ -43,13 +46,24 @@ public final class Forwarder: Sendable {
         let failClosed = config.policy.config.conntrack.onMissing == .refuse
         try checkMarkCapability(config)
         let threads = max(1, config.threads)
+        var dataPlanes: [DataPlaneLoop] = []
+        do {
+            for index in 0..<threads {
+                let loop = try DataPlaneLoop(name: "markdns-dp-\(index)", logger: logger)
+                loop.start()
+                dataPlanes.append(loop)
+            }
+        } catch {
+            stopLoops(dataPlanes)
+            throw ForwarderStartError(description: "cannot start the data-plane threads: \(error)")
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        let loops = Array(group.makeIterator())
+        let tcpLoops = Array(group.makeIterator())
         let shared = SharedState(config: config)
         let engineConfig = config.perEngine(threads: threads)
         var engines: [NIOLoopBound<QueryEngine>] = []
         var loopsWithMarkSource = 0
-        for (index, loop) in loops.enumerated() {
+        for (loop, tcpLoop) in zip(dataPlanes, tcpLoops) {
             // The mark source is created on the loop that will use it (it is not thread-safe).
             let made: Result<(NIOLoopBound<QueryEngine>, Bool), ForwarderStartError> = try loop.submit {
                 var markSource: (any MarkSource)? = nil
@@ -63,19 +77,10 @@ public final class Forwarder: Sendable {
                         logger.warning("\(error); every query will be forwarded unmarked")
                     }
                 }
-                let engine = QueryEngine(loop: loop, config: engineConfig, markSource: markSource, shared: shared,
-                                         neighbours: NeighbourTable(),
-                                         logger: logger)
+                let engine = QueryEngine(loop: loop, tcpLoop: tcpLoop, config: engineConfig, markSource: markSource,
+                                         shared: shared, neighbours: NeighbourTable(), logger: logger)
                 let bound = NIOLoopBound(engine, eventLoop: loop)
-                do {
-                    let notifier = try ReadinessNotifier(loop: loop, logger: logger) { tokens in
-                        bound.value.listenersReady(tokens)
-                    }
-                    notifier.start(name: "markdns-udp-\(index)")
-                    engine.notifier = notifier
-                } catch {
-                    return .failure(ForwarderStartError(description: "cannot watch UDP sockets: \(error)"))
-                }
+                loop.onReady { [unowned engine] token in engine.ready(token) }
                 engine.startSweeping()
                 return .success((bound, markSource != nil))
             }.wait()
@@ -85,6 +90,7 @@ public final class Forwarder: Sendable {
                 if has { loopsWithMarkSource += 1 }
             case .failure(let error):
                 stopEngines(engines)
+                stopLoops(dataPlanes)
                 try? group.syncShutdownGracefully()
                 throw error
             }
@@ -104,9 +110,10 @@ public final class Forwarder: Sendable {
                 // nobody else holds it first, or we would silently split its traffic.
                 if threads > 1 { try checkPortFree(address, local: endpoint) }
                 var udp: [Int32] = [], tcp: [any Channel] = []
-                for engine in engines {
+                for (engine, tcpLoop) in zip(engines, tcpLoops) {
                     udp.append(try bindUDP(endpoint, engine: engine, reusePort: threads > 1))
-                    tcp.append(try bindTCP(address, engine: engine, config: config, reusePort: threads > 1))
+                    tcp.append(try bindTCP(address, engine: engine, on: tcpLoop, shared: shared, config: config,
+                                           reusePort: threads > 1))
                 }
                 channels += tcp
                 tcpListeners += tcp
@@ -118,6 +125,7 @@ public final class Forwarder: Sendable {
         } catch {
             for c in channels { try? c.close().wait() }
             stopEngines(engines)
+            stopLoops(dataPlanes)
             localData.stop()
             try? group.syncShutdownGracefully()
             throw error
@@ -137,13 +145,14 @@ public final class Forwarder: Sendable {
         let partial = hasMarkSource && loopsWithMarkSource < threads
             ? " (\(threads - loopsWithMarkSource) of \(threads) event loops have no ctnetlink socket: their queries go unmarked)" : ""
         logger.info("listening on \(names.joined(separator: ", ")) (udp+tcp); pools \(config.policy.config.pools.map { "\($0.name)=\($0.servers.map(\.description).joined(separator: ","))" }.joined(separator: " ")); marks from \(marksFrom)\(partial), mask \(hex(config.policy.mask)), on-missing \(config.policy.config.conntrack.onMissing.rawValue); \(threads) event loop(s)")
-        return Forwarder(group: group, engines: engines, channels: channels, tcpListeners: tcpListeners, localData: localData,
-                         boundAddresses: names, logger: logger)
+        return Forwarder(group: group, dataPlanes: dataPlanes, engines: engines, channels: channels,
+                         tcpListeners: tcpListeners, localData: localData, boundAddresses: names, logger: logger)
     }
 
-    private init(group: MultiThreadedEventLoopGroup, engines: [NIOLoopBound<QueryEngine>],
+    private init(group: MultiThreadedEventLoopGroup, dataPlanes: [DataPlaneLoop], engines: [NIOLoopBound<QueryEngine>],
                  channels: [any Channel], tcpListeners: [any Channel], localData: LocalDataLoader, boundAddresses: [String], logger: Logger) {
         self.group = group
+        self.dataPlanes = dataPlanes
         self.engines = engines
         self.channels = channels
         self.localData = localData
@@ -187,6 +196,7 @@ public final class Forwarder: Sendable {
         Self.stopEngines(engines)
         let total = counters()
         localData.stop()
+        Self.stopLoops(dataPlanes)
         try? group.syncShutdownGracefully()
         return total
     }
@@ -195,11 +205,13 @@ public final class Forwarder: Sendable {
     /// every loop is parked (blocked: it handles no I/O), then, if both succeeded, `after`
     /// on every loop thread before it serves again. For a process-wide change whose
     /// per-thread parts must land on the loop threads with no query handled in between
-    /// (dropping root: the keep-caps flag and capabilities are per thread).
+    /// (dropping root: the keep-caps flag and capabilities are per thread). Every thread
+    /// that sends is one of them: the data-plane loops (UDP, SO_MARK on new upstream
+    /// sockets) and NIO's (TCP connects with SO_MARK).
     public func withLoopsParked(before: @escaping @Sendable () throws -> Void,
                                 _ body: () throws -> Void,
                                 after: @escaping @Sendable () throws -> Void) throws {
-        var loops: [any EventLoop] = []
+        var loops: [any EventLoop] = dataPlanes
         for loop in group.makeIterator() { loops.append(loop) }
         let parked = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
@@ -266,23 +278,30 @@ public final class Forwarder: Sendable {
         }
     }
 
-    /// Closes every engine's UDP listeners and stops their notifier threads.
+    /// Closes every engine's UDP listeners and upstream sockets.
     private static func stopEngines(_ engines: [NIOLoopBound<QueryEngine>]) {
         for engine in engines { try? engine.eventLoop.submit { engine.value.closeListeners() }.wait() }
     }
 
-    private static func bindTCP(_ address: SocketAddress, engine: NIOLoopBound<QueryEngine>, config: ForwarderConfig,
-                                reusePort: Bool) throws -> any Channel {
+    /// Ends the data-plane threads (after their engines closed their sockets).
+    private static func stopLoops(_ loops: [DataPlaneLoop]) {
+        for loop in loops { try? loop.syncShutdownGracefully() }
+    }
+
+    /// A TCP listener on `loop` (NIO) whose queries go to `engine`.
+    private static func bindTCP(_ address: SocketAddress, engine: NIOLoopBound<QueryEngine>, on loop: any EventLoop,
+                                shared: SharedState, config: ForwarderConfig, reusePort: Bool) throws -> any Channel {
         let idle = config.tcpIdleTimeout
+        let maxQueries = config.maxQueriesPerTCPConnection
         do {
-            return try ServerBootstrap(group: engine.eventLoop)
+            return try ServerBootstrap(group: loop)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .serverChannelOption(.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: reusePort ? 1 : 0)
                 .serverChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         // Out of descriptors: pause accepting for a while instead of spinning.
-                        try channel.pipeline.syncOperations.addHandler(AcceptErrorHandler(engine: engine.value))
+                        try channel.pipeline.syncOperations.addHandler(AcceptErrorHandler(engine: engine))
                     }
                 }
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -292,7 +311,7 @@ public final class Forwarder: Sendable {
                             IdleStateHandler(readTimeout: idle),
                             ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes)),
                             LengthFieldPrepender(lengthFieldBitLength: .twoBytes),
-                            TCPClientHandler(engine: engine.value),
+                            TCPClientHandler(engine: engine, shared: shared, maxQueries: maxQueries),
                         ])
                     }
                 }

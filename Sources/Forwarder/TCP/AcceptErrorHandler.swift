@@ -8,17 +8,19 @@ final class AcceptErrorHandler: ChannelInboundHandler {
     typealias InboundIn = any Channel
     typealias InboundOut = any Channel
 
-    private let engine: QueryEngine
+    private let engine: NIOLoopBound<QueryEngine>
     private let pause: TimeAmount
     private var paused = false
 
-    init(engine: QueryEngine, pause: TimeAmount = .milliseconds(500)) {
+    init(engine: NIOLoopBound<QueryEngine>, pause: TimeAmount = .milliseconds(500)) {
         self.engine = engine
         self.pause = pause
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        engine.acceptFailed(error)
+        let engine = self.engine
+        let text = "\(error)"
+        engine.eventLoop.execute { engine.value.acceptFailed(text) }
         guard !paused, let options = context.channel.syncOptions else { return }
         paused = true
         try? options.setOption(.autoRead, value: false)

@@ -9,14 +9,14 @@ import QueryCore
 import Glibc
 #endif
 
-/// TCP: client connections are admitted within the shared limits; client queries over
-/// TCP go upstream over TCP, a connection per attempt with the client's mark set before
-/// connect (so the SYN and the conntrack entry carry it).
+/// TCP: client queries over TCP go upstream over TCP, a connection per attempt with the
+/// client's mark set before connect (so the SYN and the conntrack entry carry it). The
+/// connections live on `tcpLoop` (NIO); their events come back to the engine's loop.
 extension QueryEngine {
     func sendTCP(_ start: StartAttempt) {
         let bound = NIOLoopBound(self, eventLoop: loop)
         let ref = start.ref
-        var bootstrap = ClientBootstrap(group: loop)
+        var bootstrap = ClientBootstrap(group: tcpLoop)
             .connectTimeout(config.upstreamTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -24,7 +24,7 @@ extension QueryEngine {
                     try channel.pipeline.syncOperations.addHandlers([
                         ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes)),
                         LengthFieldPrepender(lengthFieldBitLength: .twoBytes),
-                        UpstreamTCPHandler(engine: bound.value, ref: ref),
+                        UpstreamTCPHandler(engine: bound, ref: ref),
                     ])
                 }
             }
@@ -33,7 +33,7 @@ extension QueryEngine {
                                                 value: SocketOptionValue(Int32(bitPattern: start.mark)))
         }
         let upstream = start.upstream
-        bootstrap.connect(to: socketAddress(upstream)).assumeIsolated().whenComplete { result in
+        bootstrap.connect(to: socketAddress(upstream)).hop(to: loop).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
                 guard self.core.isCurrent(ref) else { channel.close(promise: nil); return }
@@ -76,22 +76,8 @@ extension QueryEngine {
         return a
     }
 
-    /// Admits a new client TCP connection within the global and per-client limits (shared
-    /// by all loops).
-    func admitTCP(from client: IPAddress) -> Bool {
-        guard shared.admitTCP(from: client) else {
-            core.counters.tcpRejected += 1
-            return false
-        }
-        return true
-    }
-
-    func releaseTCP(from client: IPAddress) {
-        shared.releaseTCP(from: client)
-    }
-
     /// The TCP listener could not accept (EMFILE, ENFILE, ENOBUFS, ENOMEM); it backs off.
-    func acceptFailed(_ error: any Error) {
+    func acceptFailed(_ error: String) {
         core.counters.acceptErrors += 1
         logFault("accept", "cannot accept TCP connections: \(error); accepting again shortly")
     }

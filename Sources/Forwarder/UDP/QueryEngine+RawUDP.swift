@@ -5,25 +5,23 @@ import NIOCore
 import Glibc
 #endif
 
-/// The UDP fast path: the engine reads its raw listeners when the notifier says they are
-/// readable, a bounded number of batches per turn so TCP, upstream answers and timers on
-/// the same loop are not starved, and re-arms each one once it has been emptied.
+/// The UDP data plane: the loop reports a listener readable and the engine reads it on
+/// the same thread, a bounded number of batches per wake so TCP work, upstream answers
+/// and timers on the same loop are not starved. Interest is level-triggered: a listener
+/// left with datagrams is reported again by the loop's next wait, nothing is re-armed.
 extension QueryEngine {
-    /// Batches of `RawUDPListener.batch` datagrams read from one listener per loop turn.
+    /// Batches of `RawUDPListener.batch` datagrams read from one socket per wake.
     static let batchesPerTurn = 4
 
     /// Adopts `listener` (bound for this loop) and starts watching it.
     func adopt(_ listener: RawUDPListener) throws {
-        guard let notifier else { throw IOError(errnoCode: EINVAL, reason: "no notifier") }
-        try notifier.watch(listener.fd, token: listeners.count)
+        try loop.watch(listener.fd, token: listeners.count)
         listeners.append(listener)
     }
 
-    /// The notifier reported these listeners readable.
-    func listenersReady(_ tokens: [Int]) {
-        for token in tokens {
-            if token >= Self.firstSocketToken { upstreamReady(token) } else if token < listeners.count { drain(token) }
-        }
+    /// The loop reported a descriptor of this engine readable.
+    func ready(_ token: Int) {
+        if token >= Self.firstSocketToken { upstreamReady(token) } else if token < listeners.count { drain(token) }
     }
 
     private func drain(_ token: Int) {
@@ -35,27 +33,20 @@ extension QueryEngine {
                 receive(d.bytes, cut: d.truncated, flow: FlowTuple(proto: .udp, client: client, local: local),
                         reply: .udp(listener, client, scope: d.scope), interfaceIndex: d.interfaceIndex, packetMark: d.mark)
             }
-            if listener.isClosed { return }
-            if n < RawUDPListener.batch {
-                // Emptied (or close to it: re-arming reports it again at once if not).
-                notifier?.rearm(listener.fd, token: token)
-                return
-            }
+            // Emptied (or close to it: the next wait reports it again at once if not).
+            if listener.isClosed || n < RawUDPListener.batch { return }
         }
-        // Still busy: go on after the loop's other work.
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        loop.execute { bound.value.drain(token) }
     }
 
-    /// Stops reading and closes the listeners (shutdown, after the drain).
+    /// Stops reading and closes the listeners and upstream sockets (shutdown, after the
+    /// drain).
     func closeListeners() {
         for listener in listeners {
             listener.flush()
-            notifier?.unwatch(listener.fd)
+            loop.unwatch(listener.fd)
             listener.close()
         }
         closeUpstreamSockets()
-        notifier?.stop()
-        notifier = nil
+        socketsClosed = true
     }
 }

@@ -112,7 +112,7 @@ extension QueryEngine {
         socket.closed = true
         recordPort(socket)
         upstreamSockets[socket.token] = nil
-        Glibc.close(socket.fd)  // also leaves the notifier's epoll set
+        Glibc.close(socket.fd)  // also leaves the loop's epoll set
     }
 
     private func recordPort(_ socket: UpstreamUDPSocket) {
@@ -128,7 +128,7 @@ extension QueryEngine {
     private func openSocket(_ pool: UpstreamUDPPool) {
         let mark = pool.key.mark
         // After shutdown closed the sockets (a retry may still come): nothing new.
-        guard let notifier else {
+        guard !socketsClosed else {
             openFailed(pool, "shutting down")
             return
         }
@@ -166,7 +166,7 @@ extension QueryEngine {
             }
             let token = nextSocketToken
             nextSocketToken += 1
-            do { try notifier.watch(fd, token: token) } catch {
+            do { try loop.watch(fd, token: token) } catch {
                 Glibc.close(fd)
                 openFailed(pool, "\(error)")
                 return
@@ -185,7 +185,8 @@ extension QueryEngine {
         core.counters.upstreamErrors += 1
     }
 
-    /// The notifier reported an upstream socket readable: reads its answers.
+    /// The loop reported an upstream socket readable: reads its answers (level-triggered,
+    /// as the listeners).
     func upstreamReady(_ token: Int) {
         for _ in 0..<Self.batchesPerTurn {
             guard let socket = upstreamSockets[token], !socket.closed else { return }
@@ -193,14 +194,8 @@ extension QueryEngine {
                 udpAnswer(d.bytes, cut: d.truncated, on: socket)
             }
             if let error = result.error { udpSocketError(error, on: socket) }
-            if socket.closed { return }
-            if result.count < DatagramReceiver.batch && result.error == nil {
-                notifier?.rearm(socket.fd, token: token)
-                return
-            }
+            if socket.closed || result.count < DatagramReceiver.batch { return }
         }
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        loop.execute { bound.value.upstreamReady(token) }
     }
 
     func udpAnswer(_ bytes: UnsafeRawBufferPointer, cut: Bool = false, on socket: UpstreamUDPSocket) {
