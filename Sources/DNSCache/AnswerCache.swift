@@ -24,8 +24,10 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         public var dnssecOK: Bool
         /// CD queries may get data a validating upstream would refuse (RFC 6840 5.9).
         public var checkingDisabled: Bool
-        /// The largest answer the client can take (512, its EDNS size, or 65535 over TCP):
-        /// an answer fetched for a bigger limit is never given to a smaller one.
+        /// The largest answer the client can take (512, its EDNS size, or 65535 over TCP).
+        /// Not part of the entry's identity: UDP and TCP clients share one entry, and a
+        /// lookup finds it only when the answer fits (a longer one is a miss, so the
+        /// client gets a fresh answer made for its size, TC included).
         public var maxSize: Int
         /// RD is copied into the response (RFC 1035 4.1.1), and a recursive server may
         /// answer a non-recursive query differently: RD=0 and RD=1 never share an entry.
@@ -40,6 +42,20 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
             self.view = view; self.question = question; self.edns = edns; self.dnssecOK = dnssecOK
             self.checkingDisabled = checkingDisabled; self.maxSize = maxSize
             self.recursionDesired = recursionDesired; self.ednsVersion = ednsVersion
+        }
+
+        // Everything but `maxSize` (see there).
+        @inlinable
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(view); hasher.combine(question); hasher.combine(edns); hasher.combine(dnssecOK)
+            hasher.combine(checkingDisabled); hasher.combine(recursionDesired); hasher.combine(ednsVersion)
+        }
+
+        @inlinable
+        public static func == (a: Key, b: Key) -> Bool {
+            a.view == b.view && a.question == b.question && a.edns == b.edns && a.dnssecOK == b.dnssecOK
+                && a.checkingDisabled == b.checkingDisabled && a.recursionDesired == b.recursionDesired
+                && a.ednsVersion == b.ednsVersion
         }
 
         /// edns, dnssecOK, checkingDisabled and recursionDesired as four bits, the EDNS
@@ -72,7 +88,6 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         /// The answer (`answerLength` bytes), then each TTL field's offset as two bytes.
         @usableFromInline var blob: [UInt8]
         @usableFromInline var hash: Int
-        @usableFromInline var maxSize: Int
         @usableFromInline var stored: Double
         @usableFromInline var expires: Double
         @usableFromInline var prev: Int32 = -1
@@ -87,7 +102,7 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         @inlinable
         init(key: Key, blob: [UInt8], hash: Int, stored: Double, expires: Double,
              answerLength: UInt16, nameLength: UInt8) {
-            self.view = key.view; self.blob = blob; self.hash = hash; self.maxSize = key.maxSize
+            self.view = key.view; self.blob = blob; self.hash = hash
             self.stored = stored; self.expires = expires
             self.type = key.question.type; self.qclass = key.question.qclass
             self.answerLength = answerLength; self.nameLength = nameLength; self.flags = key.flags
@@ -195,7 +210,10 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
     /// absent or expired (an expired entry inside the stale window stays for `lookupStale`).
     @inlinable
     public mutating func lookup(_ key: Key, id: UInt16, questionName: [UInt8], now: Double) -> [UInt8]? {
-        guard let i = find(key, hash: key.hashValue).found else { counts.misses += 1; return nil }
+        guard let i = find(key, hash: key.hashValue).found, Int(entries[Int(i)].answerLength) <= key.maxSize else {
+            counts.misses += 1
+            return nil
+        }
         guard entries[Int(i)].expires > now else {
             if entries[Int(i)].expires + Double(limits.staleWindow) <= now { remove(i) }
             counts.misses += 1
@@ -221,7 +239,9 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
     /// returned as by `lookup`.
     @inlinable
     public mutating func lookupStale(_ key: Key, id: UInt16, questionName: [UInt8], now: Double) -> [UInt8]? {
-        guard let i = find(key, hash: key.hashValue).found else { return nil }
+        guard let i = find(key, hash: key.hashValue).found, Int(entries[Int(i)].answerLength) <= key.maxSize else {
+            return nil
+        }
         if entries[Int(i)].expires > now { return lookup(key, id: id, questionName: questionName, now: now) }
         guard entries[Int(i)].expires + Double(limits.staleWindow) > now else {
             remove(i)
@@ -265,7 +285,7 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
                 index.find(hash: hash) { i in
                     let i = Int(i)
                     guard es[i].hash == hash, es[i].type == key.question.type, es[i].qclass == key.question.qclass,
-                          es[i].flags == flags, es[i].maxSize == key.maxSize, Int(es[i].nameLength) == name.count,
+                          es[i].flags == flags, Int(es[i].nameLength) == name.count,
                           es[i].view == key.view
                     else { return false }
                     return es[i].blob.withUnsafeBytes { blob in

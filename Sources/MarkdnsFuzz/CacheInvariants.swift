@@ -26,7 +26,10 @@ enum CacheInvariants {
         let id = UInt16(truncatingIfNeeded: p.seed >> 8)
         let name = flippedCase(m.question.name.wire)
         require(cache.lookup(key(m, view: 2), id: id, questionName: name, now: 1_000) == nil, "hit under another view")
-        require(cache.lookup(key(m, maxSize: 512), id: id, questionName: name, now: 1_000) == nil, "hit for a smaller limit")
+        if m.length > 512 {
+            require(cache.lookup(key(m, maxSize: 512), id: id, questionName: name, now: 1_000) == nil,
+                    "hit for a limit the answer does not fit")
+        }
         guard let hit = cache.lookup(k, id: id, questionName: name, now: 1_000) else { return }
         let h = m.header
         require(h.isResponse && !h.isTruncated && (h.rcode == 0 || h.rcode == 3), "cached \(h)")

@@ -30,6 +30,7 @@ public struct InflightKey: Hashable, Sendable {
         self.proto = proto
         var h = Hasher()
         h.combine(cache)
+        h.combine(cache.maxSize)
         h.combine(proto)
         self.hash = h.finalize()
     }
@@ -37,7 +38,9 @@ public struct InflightKey: Hashable, Sendable {
     public func hash(into hasher: inout Hasher) { hasher.combine(hash) }
 
     public static func == (a: InflightKey, b: InflightKey) -> Bool {
-        a.hash == b.hash && a.proto == b.proto && a.cache == b.cache
+        // The client's size limit too (the cache key leaves it out): followers get the
+        // leader's answer as it is, so it must have been asked for their limit.
+        a.hash == b.hash && a.proto == b.proto && a.cache.maxSize == b.cache.maxSize && a.cache == b.cache
     }
 }
 

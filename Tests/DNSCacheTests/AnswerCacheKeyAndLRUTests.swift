@@ -49,6 +49,33 @@ struct AnswerCacheKeyTests {
         }
     }
 
+    /// One entry for UDP and TCP clients: the size limit is not part of the key, but an
+    /// answer longer than a client's limit is never handed to it (a miss).
+    @Test func clientsOfAnyLimitShareAnEntryTheAnswerFits() {
+        var cache = Cache(limits: .init(capacity: 8))
+        func sized(_ limit: Int) -> Cache.Key {
+            var k = key(edns: true)
+            k.maxSize = limit
+            return k
+        }
+        let small = tagged(1, opt: true).bytes
+        cache.store(sized(1232), answer: small, now: 0)  // fetched for a UDP client
+        #expect(lookupTag(&cache, sized(65535)) == 1, "a TCP client gets the UDP client's entry")
+        #expect(lookupTag(&cache, sized(small.count)) == 1, "an answer exactly at the limit fits")
+        #expect(lookupTag(&cache, sized(small.count - 1)) == nil, "one byte over the limit: a miss")
+        #expect(cache.count == 1)
+        // Filled by a TCP client with an answer larger than a UDP client's limit.
+        let big = makeAnswer(name: "big.example.com", answers: (0..<40).map { .a(300, [10, 0, 1, UInt8($0)]) }, opt: true)
+        var bigTCP = key("big.example.com", edns: true)
+        bigTCP.maxSize = 65535
+        cache.store(bigTCP, answer: big.bytes, now: 0)
+        var bigUDP = bigTCP
+        bigUDP.maxSize = 512
+        #expect(big.bytes.count > 512)
+        #expect(cache.lookup(bigUDP, id: 1, questionName: bigUDP.question.name.wire, now: 0) == nil)
+        #expect(cache.lookup(bigTCP, id: 1, questionName: bigTCP.question.name.wire, now: 0)?.count == big.bytes.count)
+    }
+
     @Test func typeAndClassSeparateEntries() {
         var cache = Cache(limits: .init(capacity: 8))
         cache.store(key(type: DNSType.a), answer: tagged(1).bytes, now: 0)

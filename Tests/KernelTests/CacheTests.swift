@@ -8,31 +8,54 @@ extension KernelSuite {
 struct CacheTests {
     static let clients: [String: UInt32] = ["127.0.0.10": 0x10, "127.0.0.11": 0x20]
 
-    /// A UDP upstream at 127.0.0.4:5353: answers every A query with 192.0.2.44, TTL 60,
-    /// after `delay` seconds, and appends "qname" to the log for each query received.
+    /// An upstream at 127.0.0.4:5353, UDP and TCP: answers every A query with 192.0.2.44,
+    /// TTL 60, after `delay` seconds, and appends "qname" (and " tcp" for TCP) to the log
+    /// for each query received.
     static func fakeUpstream(log: String, delay: Double) -> String {
         """
         import socket, struct, threading, time
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("127.0.0.4", 5353))
         log = open("\(log)", "a", buffering=1)
-        def answer(q, addr):
-            time.sleep(\(delay))
-            end = 12
-            while q[end] != 0: end += q[end] + 1
-            question = q[12:end + 5]
-            name = b".".join(q[13:end].split(b"\\x00")).decode(errors="replace")
-            hdr = q[:2] + struct.pack(">HHHHH", 0x8180, 1, 1, 0, 0)
-            rr = b"\\xc0\\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + bytes([192, 0, 2, 44])
-            s.sendto(hdr + question + rr, addr)
-        while True:
-            q, addr = s.recvfrom(4096)
+        def qname(q):
             end = 12
             labels = []
             while q[end] != 0:
                 labels.append(q[end + 1:end + 1 + q[end]].decode(errors="replace")); end += q[end] + 1
-            log.write(".".join(labels).lower() + "\\n")
-            threading.Thread(target=answer, args=(q, addr), daemon=True).start()
+            return ".".join(labels).lower()
+        def reply(q):
+            time.sleep(\(delay))
+            end = 12
+            while q[end] != 0: end += q[end] + 1
+            question = q[12:end + 5]
+            hdr = q[:2] + struct.pack(">HHHHH", 0x8180, 1, 1, 0, 0)
+            rr = b"\\xc0\\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + bytes([192, 0, 2, 44])
+            return hdr + question + rr
+        def tcp_client(c):
+            with c:
+                while True:
+                    n = c.recv(2)
+                    if len(n) < 2: return
+                    q = b""
+                    while len(q) < struct.unpack(">H", n)[0]:
+                        more = c.recv(struct.unpack(">H", n)[0] - len(q))
+                        if not more: return
+                        q += more
+                    log.write(qname(q) + " tcp\\n")
+                    a = reply(q)
+                    c.sendall(struct.pack(">H", len(a)) + a)
+        def tcp_server():
+            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            t.bind(("127.0.0.4", 5353)); t.listen(16)
+            while True:
+                c, _ = t.accept()
+                threading.Thread(target=tcp_client, args=(c,), daemon=True).start()
+        threading.Thread(target=tcp_server, daemon=True).start()
+        while True:
+            q, addr = s.recvfrom(4096)
+            log.write(qname(q) + "\\n")
+            threading.Thread(target=lambda q=q, addr=addr: s.sendto(reply(q), addr), daemon=True).start()
         """
     }
 
@@ -57,8 +80,34 @@ struct CacheTests {
         return lab
     }
 
-    func upstreamQueries(_ lab: Lab, _ name: String) -> Int {
-        lab.readLog("upstream.queries").split(separator: "\n").filter { $0 == name }.count
+    /// Queries for `name` the upstream got (over UDP; `tcp`: over TCP).
+    func upstreamQueries(_ lab: Lab, _ name: String, tcp: Bool = false) -> Int {
+        lab.readLog("upstream.queries").split(separator: "\n").filter { $0 == (tcp ? name + " tcp" : name) }.count
+    }
+
+    @Test("UDP and TCP clients of one mark are served from one cache entry, whichever filled it")
+    func udpAndTcpShareTheCache() throws {
+        let lab = try lab("cache-tcp", delay: 0, markdnsArgs: ["--cache-size", "1000"])
+        defer { lab.close() }
+        // Filled over UDP, hit over TCP.
+        let udp = lab.dig("shared-u.example.test", from: "127.0.0.10")
+        #expect(udp.stdout.contains("192.0.2.44"), "\(udp.stdout)")
+        let tcp = lab.dig("shared-u.example.test", from: "127.0.0.10", options: ["+tcp"])
+        #expect(tcp.stdout.contains("192.0.2.44"), "\(tcp.stdout)")
+        #expect(tcp.stdout.contains("(TCP)"), "dig asked over TCP: \(tcp.stdout)")
+        #expect(upstreamQueries(lab, "shared-u.example.test") == 1)
+        #expect(upstreamQueries(lab, "shared-u.example.test", tcp: true) == 0, "the TCP client was a cache hit")
+        // Filled over TCP (forwarded over TCP, marked), hit over UDP.
+        let tcp2 = lab.dig("shared-t.example.test", from: "127.0.0.10", options: ["+tcp"])
+        #expect(tcp2.stdout.contains("192.0.2.44"), "\(tcp2.stdout)")
+        #expect(upstreamQueries(lab, "shared-t.example.test", tcp: true) == 1)
+        let udp2 = lab.dig("shared-t.example.test", from: "127.0.0.10")
+        #expect(udp2.stdout.contains("192.0.2.44"), "\(udp2.stdout)")
+        #expect(upstreamQueries(lab, "shared-t.example.test") == 0, "the UDP client was a cache hit")
+        // The entry is the mark's own: a client of another mark asks upstream again.
+        let other = lab.dig("shared-t.example.test", from: "127.0.0.11", options: ["+tcp"])
+        #expect(other.stdout.contains("192.0.2.44"), "\(other.stdout)")
+        #expect(upstreamQueries(lab, "shared-t.example.test", tcp: true) == 2)
     }
 
     @Test("A cache hit sends nothing upstream, counts TTL down, and never crosses marks")
