@@ -45,6 +45,7 @@ if [ ! -f "$CACHE" ]; then
             > "$BUILD.log" 2>&1; then
         tail -20 "$BUILD.log" >&2; rm -rf "$BUILD"; fail "debootstrap failed (log above)"
     fi
+    chmod 755 "$BUILD"   # mktemp made it 0700: as the chroot's / it would lock out every non-root user
     tar --numeric-owner -C "$BUILD" -cf "$CACHE.tmp" . && mv "$CACHE.tmp" "$CACHE"
     rm -rf "$BUILD" "$BUILD.log"
 fi
@@ -72,6 +73,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 mkdir "$ROOT"
 tar --numeric-owner -C "$ROOT" -xf "$CACHE"
+chmod 755 "$ROOT"   # the dynamic user must be able to reach / (an older cache may record 0700)
 
 # Runs a command in the (not booted) chroot with nspawn's mounts, on the host's network.
 # (nspawn 252 warns at exit, harmlessly, that it will not remove its propagation directory.)
