@@ -3,7 +3,8 @@
 # those that are missing. Swift itself is expected at /opt/swift or on PATH.
 set -euo pipefail
 pkgs=(pkg-config libnetfilter-conntrack-dev libmnl-dev iproute2 nftables iptables conntrack
-      dnsmasq-base dnsutils dnsperf python3 util-linux procps curl)
+      dnsmasq-base dnsutils dnsperf python3 util-linux procps curl
+      dpkg-dev binutils debootstrap systemd-container)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

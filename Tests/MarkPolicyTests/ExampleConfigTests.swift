@@ -77,7 +77,23 @@ struct ExampleConfigTests {
         #expect(e.decide(connmark: nil, client: F.client("198.51.100.7", iface: "wan2")).markName == "wan2")
     }
 
-    @Test(arguments: ["accounting.toml", "captive-portal.toml", "multiwan.toml"])
+    /// The package's /etc/markdns/markdns.toml: every connmark is carried upstream as it is,
+    /// to the one pool; unmarked queries are forwarded unmarked; the LAN's names stay local.
+    @Test func packagedDefault() throws {
+        let c = try F.loadExample("markdns.toml")
+        #expect(c.conntrack == ConntrackConfig(mask: 0xffff_ffff, base: 0, onMissing: .unmarked, markSource: .auto))
+        #expect(c.server.listen?.map(\.description) == ["192.168.1.1:53"])
+        #expect(c.pools.map(\.name) == ["upstream"] && c.defaultPool == "upstream")
+        #expect(c.marks.isEmpty && c.clients.isEmpty)
+        let e = PolicyEngine(c)
+        let marked = e.decide(connmark: .found(0x10), client: F.client("192.168.1.50"))
+        #expect(marked.action == .forward(pool: "upstream"))
+        #expect(marked.upstreamMark == 0x10, "the client's connmark goes upstream unchanged")
+        #expect(e.decide(connmark: .notFound, client: F.client("192.168.1.50")).upstreamMark == 0)
+        #expect(c.local.domain == "lan" && c.local.privateReverse)
+    }
+
+    @Test(arguments: ["accounting.toml", "captive-portal.toml", "multiwan.toml", "markdns.toml"])
     func everyKeyIsAnnotated(_ name: String) throws {
         // Each `key = value` line either has a trailing comment or follows a comment line.
         let text = try F.readFile(F.confPath(name))
