@@ -76,7 +76,6 @@ final class QueryEngine {
         self.core = QueryStateMachine(policy: config.policy, limits: config.queryLimits)
     }
 
-    var draining: Bool { core.draining }
     var inFlight: Int { core.inFlight }
     var now: Double { Monotonic.seconds }
 

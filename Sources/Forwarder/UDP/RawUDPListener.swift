@@ -12,7 +12,7 @@ import Glibc
 /// `DatagramReceiver` (source, packet mark, interface); replies are queued and leave
 /// together when the loop tick ends (`flush`).
 ///
-/// Used on one event loop only (its engine's); readiness comes from a `ReadinessNotifier`.
+/// Used on one data-plane loop only (its engine's), which reports it readable.
 final class RawUDPListener {
     static let batch = DatagramReceiver.batch
     static let slotSize = DatagramReceiver.slotSize

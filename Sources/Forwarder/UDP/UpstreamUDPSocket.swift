@@ -3,7 +3,7 @@ import QueryCore
 
 /// One connected UDP socket to one upstream, carrying one mark only. Connected, so the
 /// kernel drops datagrams from any other address/port and reports ICMP unreachable. A
-/// plain descriptor (see `RawUDPListener`), watched by the engine's notifier as `token`.
+/// plain descriptor (see `RawUDPListener`), watched by the engine's loop as `token`.
 final class UpstreamUDPSocket {
     let fd: Int32
     let token: Int
