@@ -8,6 +8,12 @@ let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny"), .enableU
 // C modules re-exporting Glibc's types); their objects pull in nothing from Foundation
 // (checked in a link map: `-Xlinker -Map=FILE`, see README "Binary size").
 let strictShell: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+// The data-plane shell in release builds: no run-time exclusivity checks. Its loop-owned
+// classes are touched by one thread each, and every access to one of their stored
+// properties otherwise costs a call into the runtime's access set (~12% of a forwarded
+// query's instructions, measured with callgrind: see bench/PROFILE.md). Debug builds, which
+// the tests run, keep the checks.
+let dataPlane: [SwiftSetting] = strictShell + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 let package = Package(
     name: "markdns",
@@ -91,7 +97,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ],
-            swiftSettings: strictShell
+            swiftSettings: dataPlane
         ),
         // I/O: metrics (swift-metrics + Prometheus), /metrics and /clients over HTTP, the
         // query-log writer thread, conntrack accounting export, start-up health checks.

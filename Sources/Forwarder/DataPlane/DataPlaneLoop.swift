@@ -21,8 +21,11 @@ import Glibc
 /// `epoll_wait` timeout; an idle loop sleeps until its next timer, with nothing spinning.
 ///
 /// Work from other threads (`execute` off the loop) goes through a locked queue and wakes
-/// the thread with an eventfd only when that queue was empty; work from the loop itself
-/// (the end-of-tick flush) costs no syscall and runs before the next wait.
+/// the thread with an eventfd only when that queue was empty; an atomic flag tells the loop
+/// whether to take the lock at all, so a tick with no remote work takes none. Work from the
+/// loop itself costs no syscall and runs before the next wait; the end-of-tick flush is a
+/// hook registered once (`onTickEnd`) and requested with a flag (`requestTickEnd`): no
+/// closure, allocation or job per tick.
 ///
 /// Once the thread has ended (shutdown), a job still submitted runs at once on the
 /// submitting thread, one at a time, as if on the loop: a future completed there, or a
@@ -46,12 +49,16 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
     private let ended = Atomic<Bool>(false)
     private let afterlifeRunner = Atomic<UInt>(0)
     private let afterlife = NIOLock()
+    /// Set (under the lock) when `shared` holds jobs or a state change for the loop.
+    private let remotePending = Atomic<Bool>(false)
 
     // Touched by the loop thread only.
     private var jobs: [Job] = []
     private var timers = Heap<TimerKey>()
     private var timerJobs: [UInt64: TimerJob] = [:]
     private var readyHandler: ReadyHandler?
+    private var tickEndHandler: (() -> Void)?
+    private var tickEndRequested = false
 
     private enum State { case running, stopping, ended }
     private struct Shared {
@@ -108,6 +115,19 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
         readyHandler = handler
     }
 
+    /// What runs once at the end of a tick in which `requestTickEnd` was called (the
+    /// batched writes). Set on the loop, once.
+    func onTickEnd(_ handler: @escaping () -> Void) {
+        preconditionInEventLoop()
+        tickEndHandler = handler
+    }
+
+    /// Makes the tick-end hook run before the loop next waits. On the loop.
+    @inline(__always)
+    func requestTickEnd() {
+        tickEndRequested = true
+    }
+
     /// Starts watching `fd`, reported as `token` (not `UInt64.max`). On the loop.
     func watch(_ fd: Int32, token: Int) throws {
         guard markdns_epoll_watch(epollFD, fd, UInt64(token)) == 0 else {
@@ -142,6 +162,7 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
             guard s.state != .ended else { return false }
             s.jobs.append(task)
             if s.jobs.count == 1 {
+                remotePending.store(true, ordering: .releasing)
                 // First job since the loop last took them: wake it (under the lock, so the
                 // descriptor cannot be closed by the ending thread in between).
                 var one: UInt64 = 1
@@ -158,7 +179,7 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
         afterlife.withLock {
             afterlifeRunner.store(UInt(pthread_self()), ordering: .relaxed)
             jobs.append(task)
-            while !jobs.isEmpty { runJobs() }
+            while !jobs.isEmpty || tickEndRequested { runJobs(); runTickEnd() }
             afterlifeRunner.store(0, ordering: .relaxed)
         }
     }
@@ -204,6 +225,7 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
             s.onEnd.append((queue, callback))
             if s.state == .running {
                 s.state = .stopping
+                remotePending.store(true, ordering: .releasing)
                 var one: UInt64 = 1
                 _ = write(wakeFD, &one, 8)
             }
@@ -223,18 +245,22 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
         var tokens = [UInt64](repeating: 0, count: 64)
         var stopping = false
         while !stopping {
-            shared.withLockedValue { s in
-                if !s.jobs.isEmpty {
-                    jobs.append(contentsOf: s.jobs)
-                    s.jobs.removeAll(keepingCapacity: true)
+            if remotePending.load(ordering: .acquiring) {
+                shared.withLockedValue { s in
+                    remotePending.store(false, ordering: .relaxed)
+                    if !s.jobs.isEmpty {
+                        jobs.append(contentsOf: s.jobs)
+                        s.jobs.removeAll(keepingCapacity: true)
+                    }
+                    stopping = s.state != .running
                 }
-                stopping = s.state != .running
             }
             runJobs()
             let timeout = runDueTimers()
+            runTickEnd()
             if stopping { break }
             let n = tokens.withUnsafeMutableBufferPointer {
-                markdns_epoll_wait(epollFD, $0.baseAddress, 64, jobs.isEmpty ? timeout : 0)
+                markdns_epoll_wait(epollFD, $0.baseAddress, 64, jobs.isEmpty && !tickEndRequested ? timeout : 0)
             }
             if n < 0 {
                 let e = errno
@@ -263,6 +289,12 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
         let batch = jobs
         jobs.removeAll(keepingCapacity: true)
         for job in batch { job() }
+    }
+
+    private func runTickEnd() {
+        guard tickEndRequested else { return }
+        tickEndRequested = false
+        tickEndHandler?()
     }
 
     /// Runs every timer that is due; returns the `epoll_wait` timeout until the next one
@@ -294,7 +326,7 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
         }
         afterlife.withLock {
             jobs.append(contentsOf: remote)
-            while !jobs.isEmpty { runJobs() }
+            while !jobs.isEmpty || tickEndRequested { runJobs(); runTickEnd() }
             // Timers still pending fail their promises (as NIO's loops do at shutdown).
             let pending = timerJobs.values
             timerJobs.removeAll()

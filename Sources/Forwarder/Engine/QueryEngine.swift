@@ -24,7 +24,7 @@ final class QueryEngine {
     /// Where each waiting client's answer goes, by the handle the core knows it by.
     var clients = ClientSlab()
     /// The socket or connection of each transaction's current attempt.
-    var attempts: [TxnID: AttemptIO] = [:]
+    var attempts = AttemptSlots()
     let neighbours: NeighbourTable
     private var interfaceNames: [Int: String] = [:]
     var addresses: [Endpoint: SocketAddress] = [:]
@@ -156,9 +156,7 @@ final class QueryEngine {
 
     func respond(_ bytes: [UInt8], to reply: ReplyTarget) {
         completePending(response: bytes)
-        var buffer = allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        reply.send(buffer, batcher: batcher)
+        bytes.withUnsafeBytes { reply.send($0, batcher: batcher, allocator: allocator) }
     }
 
     private func noteNoMark(_ reason: NoMarkReason, lookup: MarkLookup?, flow: FlowTuple, refused: Bool) {
@@ -219,23 +217,25 @@ final class QueryEngine {
     private func deliver(_ finish: Finish, answer: UnsafeRawBufferPointer?) {
         for d in finish.deliveries {
             guard let client = clients.remove(d.handle) else { continue }
-            var out: ByteBuffer
-            if let bytes = d.bytes {
-                out = allocator.buffer(capacity: bytes.count)
-                out.writeBytes(bytes)
-            } else {
-                if let replacement = finish.replacement {
-                    out = allocator.buffer(capacity: replacement.count)
-                    out.writeBytes(replacement)
-                } else {
-                    let length = min(finish.answerLength ?? 0, answer?.count ?? 0)
-                    out = allocator.buffer(capacity: length)
-                    if let answer { out.writeBytes(UnsafeRawBufferPointer(rebasing: answer[0..<length])) }
-                }
-                out.withUnsafeMutableReadableBytes { d.rewrite.apply(to: $0) }
-            }
             complete(client.event, delivery: d)
-            client.reply.send(out, batcher: batcher)
+            if let bytes = d.bytes {
+                bytes.withUnsafeBytes { client.reply.send($0, batcher: batcher, allocator: allocator) }
+            } else if let replacement = finish.replacement {
+                replacement.withUnsafeBytes { src in
+                    client.reply.send(count: src.count, batcher: batcher, allocator: allocator) { out in
+                        out.copyMemory(from: src)
+                        d.rewrite.apply(to: out)
+                    }
+                }
+            } else {
+                // The upstream's answer itself, cut to the length the core kept, with this
+                // client's ID, case and flags written in place in the send slot.
+                let length = min(finish.answerLength ?? 0, answer?.count ?? 0)
+                client.reply.send(count: length, batcher: batcher, allocator: allocator) { out in
+                    if let answer, length > 0 { out.copyMemory(from: UnsafeRawBufferPointer(rebasing: answer[0..<length])) }
+                    d.rewrite.apply(to: out)
+                }
+            }
             client.tcpClient?.queryDone()
         }
         if finish.drained {

@@ -9,14 +9,26 @@ enum ReplyTarget {
     /// A client TCP connection (length framing is added by its pipeline).
     case tcp(any Channel)
 
-    /// UDP answers go through the batcher (flushed at the end of the loop tick); TCP ones
-    /// are flushed at once.
-    func send(_ bytes: ByteBuffer, batcher: WriteBatcher) {
+    /// Sends a reply of `count` bytes that `fill` writes: UDP answers straight into the
+    /// listener's send slot (flushed with the batch at the end of the loop tick), TCP ones
+    /// into a buffer flushed at once.
+    func send(count: Int, batcher: WriteBatcher, allocator: ByteBufferAllocator,
+              _ fill: (UnsafeMutableRawBufferPointer) -> Void) {
         switch self {
         case .udp(let listener, let client, let scope):
-            batcher.write(listener, bytes, to: client, scope: scope)
+            batcher.write(listener, count: count, to: client, scope: scope, fill)
         case .tcp(let channel):
-            channel.writeAndFlush(bytes, promise: nil)
+            var buffer = allocator.buffer(capacity: count)
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { out in
+                fill(UnsafeMutableRawBufferPointer(rebasing: out[0..<count]))
+                return count
+            }
+            channel.writeAndFlush(buffer, promise: nil)
         }
+    }
+
+    /// Sends `bytes` as they are.
+    func send(_ bytes: UnsafeRawBufferPointer, batcher: WriteBatcher, allocator: ByteBufferAllocator) {
+        send(count: bytes.count, batcher: batcher, allocator: allocator) { $0.copyMemory(from: bytes) }
     }
 }

@@ -21,8 +21,7 @@ extension QueryEngine {
         // An ID is never reused on one socket, so a late answer to an abandoned attempt
         // cannot match a newer query (a socket carries at most `queriesPerSocket`).
         var id = random.next16()
-        while socket.usedIDs.contains(id) { id = random.next16() }
-        socket.usedIDs.insert(id)
+        while !socket.usedIDs.insert(id) { id = random.next16() }
         socket.pending[id] = start.ref
         attempts[start.ref.txn] = .udp(socket, id)
         socket.used += 1

@@ -85,19 +85,22 @@ final class RawUDPListener {
 
     // MARK: - Sending
 
-    /// Queues a reply to `client` (sent by `flush`; a full queue is flushed first).
-    func enqueue(_ bytes: ByteBuffer, to client: Endpoint, scope: UInt32) {
+    /// Queues a reply of `count` bytes to `client`, written by `fill` straight into its
+    /// send slot (sent by `flush`; a full queue is flushed first). A reply larger than a
+    /// slot is sent at once from a temporary buffer.
+    func enqueue(count: Int, to client: Endpoint, scope: UInt32, _ fill: (UnsafeMutableRawBufferPointer) -> Void) {
         guard !isClosed else { return }
-        if bytes.readableBytes > Self.slotSize {
-            sendNow(bytes, to: client, scope: scope)
+        if count > Self.slotSize {
+            withUnsafeTemporaryAllocation(byteCount: count, alignment: 8) { buf in
+                fill(buf)
+                sendNow(UnsafeRawBufferPointer(buf), to: client, scope: scope)
+            }
             return
         }
         if queued == Self.batch { flush() }
         let i = queued
-        bytes.withUnsafeReadableBytes { src in
-            (outData + i * Self.slotSize).copyMemory(from: src.baseAddress!, byteCount: src.count)
-        }
-        outIov[i].iov_len = bytes.readableBytes
+        fill(UnsafeMutableRawBufferPointer(start: outData + i * Self.slotSize, count: count))
+        outIov[i].iov_len = count
         let length = DatagramReceiver.fill(&outNames[i], client, scope: scope)
         outMsgs[i] = markdns_mmsghdr(msg_hdr: msghdr(msg_name: UnsafeMutableRawPointer(outNames + i), msg_namelen: length,
                                                      msg_iov: outIov + i, msg_iovlen: 1, msg_control: nil,
@@ -126,11 +129,9 @@ final class RawUDPListener {
         queued = 0
     }
 
-    private func sendNow(_ bytes: ByteBuffer, to client: Endpoint, scope: UInt32) {
-        let failed = bytes.withUnsafeReadableBytes { buf in
-            DatagramReceiver.withSockAddr(client, scope: scope) { sa, len in
-                sendto(fd, buf.baseAddress, buf.count, 0, sa, len) < 0 ? -1 : 0
-            }
+    private func sendNow(_ buf: UnsafeRawBufferPointer, to client: Endpoint, scope: UInt32) {
+        let failed = DatagramReceiver.withSockAddr(client, scope: scope) { sa, len in
+            sendto(fd, buf.baseAddress, buf.count, 0, sa, len) < 0 ? -1 : 0
         }
         if failed != nil { sendDrops += 1 }
     }

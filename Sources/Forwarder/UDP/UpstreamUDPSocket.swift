@@ -13,7 +13,7 @@ final class UpstreamUDPSocket {
     /// In flight on this socket, by the ID we sent.
     var pending: [UInt16: AttemptRef] = [:]
     /// Every ID this socket has sent.
-    var usedIDs: Set<UInt16> = []
+    var usedIDs = UsedIDs()
     var used = 0
     /// When the last query was sent on it (monotonic seconds).
     var lastUsed: Double = 0

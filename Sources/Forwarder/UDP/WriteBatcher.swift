@@ -1,35 +1,37 @@
 import MarkCore
 import NIOCore
 
-/// UDP replies (and, through `upstream`, upstream queries) of one event-loop tick, flushed together once the tick's events are
-/// handled: each listener hands its queued replies to the kernel with one `sendmmsg`
-/// instead of one `sendmsg` each. No added latency: the flush runs in the same loop
-/// iteration, after the reads that caused the replies.
+/// UDP replies (and, through `upstream`, upstream queries) of one event-loop tick, flushed
+/// together once the tick's events are handled: each listener hands its queued replies to
+/// the kernel with one `sendmmsg` instead of one `sendmsg` each. No added latency: the flush
+/// is the loop's tick-end hook (`DataPlaneLoop.onTickEnd`), run in the same loop iteration,
+/// after the reads that caused the replies and before the loop waits again.
 final class WriteBatcher {
-    private let loop: any EventLoop
+    private let loop: DataPlaneLoop
     private var dirty: [RawUDPListener] = []
-    private var scheduled = false
     /// Sends the engine's queued upstream queries (set by the engine).
     var upstream: (() -> Void)?
 
-    init(loop: any EventLoop) { self.loop = loop }
+    /// Registers itself as `loop`'s tick-end hook: call on the loop.
+    init(loop: DataPlaneLoop) {
+        self.loop = loop
+        loop.onTickEnd { [unowned self] in self.flush() }
+    }
 
-    func write(_ listener: RawUDPListener, _ bytes: ByteBuffer, to client: Endpoint, scope: UInt32) {
-        listener.enqueue(bytes, to: client, scope: scope)
+    /// Queues a reply of `count` bytes, written by `fill` into the listener's send slot.
+    func write(_ listener: RawUDPListener, count: Int, to client: Endpoint, scope: UInt32,
+               _ fill: (UnsafeMutableRawBufferPointer) -> Void) {
+        listener.enqueue(count: count, to: client, scope: scope, fill)
         if !dirty.contains(where: { $0 === listener }) { dirty.append(listener) }
-        scheduleFlush()
+        loop.requestTickEnd()
     }
 
     /// Makes sure `flush` runs at the end of this tick.
     func scheduleFlush() {
-        guard !scheduled else { return }
-        scheduled = true
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        loop.execute { bound.value.flush() }
+        loop.requestTickEnd()
     }
 
     func flush() {
-        scheduled = false
         upstream?()
         for listener in dirty { listener.flush() }
         dirty.removeAll(keepingCapacity: true)
