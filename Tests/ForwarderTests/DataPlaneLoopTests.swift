@@ -48,6 +48,27 @@ struct DataPlaneLoopTests {
         #expect(try loop.submit { box.value }.wait() == ["first", "second"])
     }
 
+    @Test func theTickEndHookRunsOncePerRequestingTickBeforeTheLoopWaits() throws {
+        let loop = try started()
+        defer { try? loop.syncShutdownGracefully() }
+        let seen = NIOLockedValueBox<[String]>([])
+        try loop.submit {
+            loop.onTickEnd {
+                let ends = seen.withLockedValue { $0.append("end"); return $0.filter { $0 == "end" }.count }
+                // A hook that asks again (a flush that queued a reply) runs again before
+                // the loop sleeps, with nothing else to wake it.
+                if ends == 1 { loop.requestTickEnd() }
+            }
+            loop.requestTickEnd()
+            loop.requestTickEnd()  // one run per tick, however often requested
+            seen.withLockedValue { $0.append("job") }
+        }.wait()
+        // Nothing is submitted from here on and no timer is set: a loop that slept with a
+        // request pending would never add the second "end".
+        for _ in 0..<200 where seen.withLockedValue({ $0.count }) < 3 { usleep(10_000) }
+        #expect(seen.withLockedValue { $0 } == ["job", "end", "end"])
+    }
+
     @Test func timersFireInDeadlineOrderAndCancelledOnesDoNot() throws {
         let loop = try started()
         defer { try? loop.syncShutdownGracefully() }

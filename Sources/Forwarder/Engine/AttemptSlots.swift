@@ -28,8 +28,9 @@ struct AttemptSlots {
 
     /// Removes and returns the entry of `id` (nil when there is none for its generation).
     mutating func removeValue(forKey id: TxnID) -> AttemptIO? {
-        let io = self[id]
-        if io != nil { self[id] = nil }
-        return io
+        let i = Int(id.index)
+        guard i >= 0, i < slots.count, let slot = slots[i], slot.generation == id.generation else { return nil }
+        slots[i] = nil
+        return slot.io
     }
 }

@@ -3,12 +3,7 @@
 struct UsedIDs {
     private var words = [UInt64](repeating: 0, count: 1024)
 
-    func contains(_ id: UInt16) -> Bool {
-        words[Int(id >> 6)] & (1 << UInt64(id & 63)) != 0
-    }
-
     /// Adds `id`; false when it was already there.
-    @discardableResult
     mutating func insert(_ id: UInt16) -> Bool {
         let bit: UInt64 = 1 << UInt64(id & 63)
         let i = Int(id >> 6)
