@@ -40,6 +40,7 @@ enum Fixtures {
     static func accountingPolicy() -> PolicyEngine {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()  // bench/micro/Benchmarks/MicroBenchmarks/ -> repository
         let path = root.appendingPathComponent("conf/accounting.toml").path
         let read: (String) throws -> String = { try String(contentsOfFile: $0, encoding: .utf8) }
         do {
