@@ -1,0 +1,74 @@
+import Dispatch
+import Logging
+import MarkPolicy
+import MarkSessions
+import Sessions
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `serve`'s sessions, when the policy has a mark with `sessions = true`: the SQLite store,
+/// the service (re-applied at start-up and on SIGHUP), the control socket, the expiry tick.
+/// @unchecked: the timer is set up once, then only cancelled.
+final class SessionSetup: @unchecked Sendable {
+    let service: SessionService
+    private let control: SessionControl
+    private let timer: any DispatchSourceTimer
+    private let logger: Logger
+
+    struct StartError: Error, CustomStringConvertible { let description: String }
+
+    static func start(_ policy: PolicyConfig, logger: Logger) throws(StartError) -> SessionSetup {
+        let cfg = policy.sessions
+        let store: SQLiteSessionStore
+        do {
+            makeParent(of: cfg.database, mode: 0o750)
+            store = try SQLiteSessionStore(path: cfg.database)
+        } catch {
+            throw StartError(description: error.description)
+        }
+        let service = SessionService(policy: policy, store: store, kernel: SessionKernelShell(), logger: logger,
+                                     clock: { Int64(time(nil)) })
+        switch service.reapply(policy) {
+        case .success(let n): logger.notice("sessions: \(n) live session(s) re-applied from \(cfg.database)")
+        case .failure(let e): logger.error("sessions: cannot re-apply the stored sessions: \(e)")
+        }
+        let control: SessionControl
+        do {
+            makeParent(of: cfg.control, mode: 0o755)
+            control = try SessionControl.start(path: cfg.control, service: service)
+        } catch {
+            throw StartError(description: "cannot listen on the control socket \(cfg.control): \(error)")
+        }
+        logger.info("sessions: control socket \(cfg.control)")
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "markdns.sessions"))
+        timer.schedule(deadline: .now() + .seconds(1), repeating: .seconds(1), leeway: .milliseconds(100))
+        timer.setEventHandler { service.expire() }
+        timer.resume()
+        return SessionSetup(service: service, control: control, timer: timer, logger: logger)
+    }
+
+    private init(service: SessionService, control: SessionControl, timer: any DispatchSourceTimer, logger: Logger) {
+        self.service = service; self.control = control; self.timer = timer; self.logger = logger
+    }
+
+    /// SIGHUP: the new policy's session rules, every stored session re-applied.
+    func reloaded(_ policy: PolicyConfig) {
+        switch service.reapply(policy) {
+        case .success(let n): logger.notice("sessions: \(n) live session(s) re-applied")
+        case .failure(let e): logger.error("sessions: re-apply failed: \(e)")
+        }
+    }
+
+    func stop() {
+        timer.cancel()
+        control.stop()
+    }
+
+    /// Creates the directory a file goes in, when missing (one level: /run/markdns).
+    private static func makeParent(of path: String, mode: mode_t) {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
+        _ = mkdir(String(path[..<slash]), mode)
+    }
+}
