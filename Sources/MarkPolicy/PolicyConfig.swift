@@ -69,7 +69,7 @@ extension PolicyConfig {
             SessionMark(name: $0.name, value: $0.value, range: $0.range,
                         timeout: $0.sessionTimeout ?? SessionMark.defaultTimeout,
                         captive: $0.action.kind == .walledGarden, portalURL: $0.userPortalURL)
-        })
+        }, otherMarks: marks.filter { !$0.sessions }.map(\.name))
     }
 }
 

@@ -51,8 +51,12 @@ public struct SessionMark: Sendable, Equatable {
 public struct SessionRules: Sendable, Equatable {
     public var mask: UInt32
     public var marks: [SessionMark]
+    /// The policy's other marks (refused with "not allowed for sessions", not "unknown").
+    public var otherMarks: [String]
 
-    public init(mask: UInt32 = .max, marks: [SessionMark] = []) { self.mask = mask; self.marks = marks }
+    public init(mask: UInt32 = .max, marks: [SessionMark] = [], otherMarks: [String] = []) {
+        self.mask = mask; self.marks = marks; self.otherMarks = otherMarks
+    }
 
     public func mark(named n: String) -> SessionMark? { marks.first { $0.name == n } }
 }

@@ -30,6 +30,7 @@ public struct SessionStateMachine: Sendable {
 
     public mutating func login(_ l: Login, now: Int64) -> Result<[SessionAction], SessionError> {
         guard let m = rules.mark(named: l.mark) else {
+            if rules.otherMarks.contains(l.mark) { return .failure(.sessionsNotAllowed(l.mark)) }
             return .failure(.unknownMark(l.mark, known: rules.marks.map(\.name)))
         }
         if let u = l.user, !SessionError.isValidUser(u) { return .failure(.badUser(u)) }

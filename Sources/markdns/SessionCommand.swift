@@ -55,10 +55,17 @@ struct SessionCommand: ParsableCommand {
         }
     }
 
+    /// A refused argument: the message, exit 1 (the contract for every refusal;
+    /// ArgumentParser's ValidationError would exit 64).
+    static func refuse(_ message: String) -> ExitCode {
+        FileHandleStderr.write("markdns: \(message)\n")
+        return ExitCode(1)
+    }
+
     static func client(_ text: String) throws -> SessionClient {
         switch SessionClient.parse(text) {
         case .success(let c): return c
-        case .failure(let e): throw ValidationError(e.description)
+        case .failure(let e): throw refuse(e.description)
         }
     }
 
@@ -73,8 +80,8 @@ struct SessionCommand: ParsableCommand {
 
         func validate() throws {
             _ = try SessionCommand.client(client)
-            if let duration, case .failure(let e) = SessionDuration.parse(duration) { throw ValidationError(e.description) }
-            if let user, !SessionError.isValidUser(user) { throw ValidationError(SessionError.badUser(user).description) }
+            if let duration, case .failure(let e) = SessionDuration.parse(duration) { throw SessionCommand.refuse(e.description) }
+            if let user, !SessionError.isValidUser(user) { throw SessionCommand.refuse(SessionError.badUser(user).description) }
         }
 
         func run() throws {

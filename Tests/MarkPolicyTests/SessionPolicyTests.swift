@@ -52,7 +52,7 @@ struct SessionPolicyTests {
         #expect(c.sessionRules == SessionRules(mask: .max, marks: [
             SessionMark(name: "guest", value: 0x20, timeout: 7200),
             SessionMark(name: "users", value: 0x1000, range: MarkRange(lower: 0x1000, upper: 0x1fff)),
-        ]))
+        ], otherMarks: ["garden"]))
         // Every value of the range gets the range mark's policy.
         let engine = PolicyEngine(c)
         let d = engine.decide(connmark: .found(0x1234), client: F.client("192.0.2.9"))

@@ -47,7 +47,7 @@ struct SessionStateMachineTests {
         SessionMark(name: "guest", value: 0x20, timeout: 3600),
         SessionMark(name: "staff", value: 0x30, timeout: 600),
         SessionMark(name: "users", value: 0x1000, range: MarkRange(lower: 0x1000, upper: 0x1002), timeout: 7200),
-    ])
+    ], otherMarks: ["garden"])
     static let a = SessionClient.address(IPAddress("192.0.2.7")!)
     static let b = SessionClient.address(IPAddress("2001:db8::8")!)
     static let c = SessionClient.mac(MACAddress("02:00:00:00:00:09")!)
@@ -81,6 +81,7 @@ struct SessionStateMachineTests {
         let before = m.sessions
         #expect(m.login(.init(client: Self.b, mark: "nope"), now: 100) == .failure(.unknownMark("nope", known: ["guest", "staff", "users"])))
         #expect(m.login(.init(client: Self.b, mark: "users"), now: 100) == .failure(.userRequired("users")))
+        #expect(m.login(.init(client: Self.b, mark: "garden"), now: 100) == .failure(.sessionsNotAllowed("garden")))
         #expect(m.login(.init(client: Self.b, mark: "guest", user: "a b"), now: 100) == .failure(.badUser("a b")))
         #expect(m.logout(Self.c, now: 100) == .failure(.noSession(Self.c)))
         // The expired session is still held: a refused event does not even expire.
