@@ -14,6 +14,7 @@ import Glibc
 final class SessionSetup: @unchecked Sendable {
     let service: SessionService
     private let control: SessionControl
+    private let portal: CaptivePortalAPI?
     private let timer: any DispatchSourceTimer
     private let logger: Logger
 
@@ -42,15 +43,24 @@ final class SessionSetup: @unchecked Sendable {
             throw StartError(description: "cannot listen on the control socket \(cfg.control): \(error)")
         }
         logger.info("sessions: control socket \(cfg.control)")
+        var portal: CaptivePortalAPI? = nil
+        if let api = cfg.portalAPI {
+            do { portal = try CaptivePortalAPI.start(api, service: service) } catch {
+                control.stop()
+                throw StartError(description: "cannot listen on \(api) for the Captive Portal API: \(error)")
+            }
+            logger.info("sessions: Captive Portal API on http://\(api)\(CaptivePortalAPI.path)")
+        }
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "markdns.sessions"))
         timer.schedule(deadline: .now() + .seconds(1), repeating: .seconds(1), leeway: .milliseconds(100))
         timer.setEventHandler { service.expire() }
         timer.resume()
-        return SessionSetup(service: service, control: control, timer: timer, logger: logger)
+        return SessionSetup(service: service, control: control, portal: portal, timer: timer, logger: logger)
     }
 
-    private init(service: SessionService, control: SessionControl, timer: any DispatchSourceTimer, logger: Logger) {
-        self.service = service; self.control = control; self.timer = timer; self.logger = logger
+    private init(service: SessionService, control: SessionControl, portal: CaptivePortalAPI?,
+                 timer: any DispatchSourceTimer, logger: Logger) {
+        self.service = service; self.control = control; self.portal = portal; self.timer = timer; self.logger = logger
     }
 
     /// SIGHUP: the new policy's session rules, every stored session re-applied.
@@ -63,6 +73,7 @@ final class SessionSetup: @unchecked Sendable {
 
     func stop() {
         timer.cancel()
+        portal?.stop()
         control.stop()
     }
 

@@ -23,6 +23,7 @@ struct SessionTests {
         [sessions]
         database = "\(lab.path("sessions.db"))"
         control = "\(lab.path("control.sock"))"
+        portal-api = "127.0.0.1:8908"
 
         [[pool]]
         name = "wan"
@@ -39,6 +40,7 @@ struct SessionTests {
         name = "garden"
         action = "walled-garden"
         portal = ["192.0.2.99"]
+        user-portal-url = "https://portal.example.test/login"
 
         [[client]]
         name = "guests"
@@ -101,6 +103,10 @@ struct SessionTests {
         try lab.spawnPython("conn", Self.openConnection)
         try lab.waitForLog("conn.log", contains: "open")
         #expect(answer(lab, "www.example.test") == "192.0.2.99", "walled garden before login")
+        let api = ["curl", "-s", "-i", "--interface", Self.guest, "http://127.0.0.1:8908/captive-portal/api"]
+        let captive = lab.run(api).stdout
+        #expect(captive.contains("Content-Type: application/captive+json"), "\(captive)")
+        #expect(captive.contains(#"{"captive":true,"user-portal-url":"https://portal.example.test/login"}"#), "\(captive)")
         try Lab.waitFor("TCP flow marked garden: \(lab.flows())") { tcpMark(lab) == 0x300 }
         let udpBefore = udpFlows(lab)
         #expect(udpBefore.count == 1 && udpBefore[0].mark == 0x300, "\(udpBefore)")
@@ -119,6 +125,8 @@ struct SessionTests {
         let up = lab.upstreamFlows(to: "127.0.0.2")
         #expect(!up.isEmpty && up.allSatisfy { $0.mark == 0x100 }, "upstream flow with the authenticated mark: \(up)")
         #expect(udpFlows(lab).count == 1, "still the same UDP flow")
+        let admitted = lab.run(api).stdout
+        #expect(admitted.contains(#"{"captive":false,"seconds-remaining":"#), "\(admitted)")
 
         let list = session(lab, ["list", "--json"])
         #expect(list.status == 0 && list.stdout.contains("\"client\":\"\(Self.guest)\""), "\(list.stdout)")
