@@ -96,12 +96,19 @@ public enum ControlRequest: Sendable, Equatable {
 
 /// `markdns session list` as text: one line per session.
 public enum SessionTable {
-    public static func render(_ list: [Session], now: Int64) -> String {
+    /// `traffic`: per-user bytes and packets by client (range marks only).
+    public static func render(_ list: [Session], now: Int64, traffic: [String: JSONText.Traffic] = [:]) -> String {
         guard !list.isEmpty else { return "no sessions\n" }
-        var out = "CLIENT                                   MARK             VALUE       USER             REMAINING\n"
+        var out = "CLIENT                                   MARK             VALUE       USER             REMAINING"
+            + (traffic.isEmpty ? "" : "   BYTES        PACKETS") + "\n"
         for s in list {
             out += pad(s.client.description, 41) + pad(s.markName, 17) + pad(hex(s.mark), 12)
-                + pad(s.user ?? "-", 17) + SessionDuration.format(s.remaining(at: now)) + "\n"
+                + pad(s.user ?? "-", 17)
+            if traffic.isEmpty { out += SessionDuration.format(s.remaining(at: now)) } else {
+                let t = traffic[s.client.description]
+                out += pad(SessionDuration.format(s.remaining(at: now)), 12) + pad(t.map { "\($0.bytes)" } ?? "-", 13) + (t.map { "\($0.packets)" } ?? "-")
+            }
+            out += "\n"
         }
         return out
     }

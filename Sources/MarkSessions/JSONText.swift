@@ -43,6 +43,21 @@ public enum JSONText {
         return "{" + f.joined(separator: ",") + "}"
     }
 
+    /// Per-user traffic: the flows of each session's own value, for sessions of range marks
+    /// (a single-value mark's bytes belong to all its clients together, so none are shown).
+    public static func perUser(_ list: [Session], rangeMarks: Set<String>, flows: some Sequence<(mark: UInt32, bytes: UInt64, packets: UInt64)>)
+    -> [String: Traffic] {
+        let values = Set(list.filter { rangeMarks.contains($0.markName) }.map(\.mark))
+        var byValue: [UInt32: Traffic] = [:]
+        for f in flows where values.contains(f.mark) {
+            byValue[f.mark, default: Traffic()].bytes += f.bytes
+            byValue[f.mark, default: Traffic()].packets += f.packets
+        }
+        var out: [String: Traffic] = [:]
+        for s in list where rangeMarks.contains(s.markName) { out[s.client.description] = byValue[s.mark] ?? Traffic() }
+        return out
+    }
+
     public static func sessions(_ list: [Session], now: Int64, traffic: (Session) -> Traffic? = { _ in nil }) -> String {
         "{\"sessions\":[" + list.map { session($0, now: now, traffic: traffic($0)) }.joined(separator: ",") + "]}\n"
     }

@@ -1,3 +1,4 @@
+import Conntrack
 import MarkSessions
 import NIOCore
 import NIOHTTP1
@@ -54,14 +55,27 @@ public final class SessionControl: Sendable {
             }
         case .list(let text):
             let live = service.live()
-            if text { return HTTPReply(contentType: "text/plain", body: Array(SessionTable.render(live, now: now).utf8)) }
-            return json(.ok, JSONText.sessions(live, now: now))
+            let traffic = perUserTraffic(live, service)
+            if text {
+                return HTTPReply(contentType: "text/plain", body: Array(SessionTable.render(live, now: now, traffic: traffic).utf8))
+            }
+            return json(.ok, JSONText.sessions(live, now: now, traffic: { traffic[$0.client.description] }))
         case .show(let client):
             guard let s = service.session(of: client) else {
                 return json(.notFound, JSONText.error(SessionError.noSession(client).description))
             }
             return json(.ok, JSONText.session(s, now: now) + "\n")
         }
+    }
+
+    /// Bytes and packets per user of range marks, from the conntrack table (both directions;
+    /// zero unless net.netfilter.nf_conntrack_acct is on).
+    static func perUserTraffic(_ live: [Session], _ service: SessionService) -> [String: JSONText.Traffic] {
+        let ranges = Set(service.currentPolicy.marks.filter { $0.range != nil }.map(\.name))
+        guard live.contains(where: { ranges.contains($0.markName) }), let flows = try? ConntrackDump.flows() else { return [:] }
+        return JSONText.perUser(live, rangeMarks: ranges, flows: flows.map {
+            (mark: $0.mark, bytes: $0.originalBytes + $0.replyBytes, packets: $0.originalPackets + $0.replyPackets)
+        })
     }
 
     static func failure(_ f: SessionService.Failure) -> HTTPReply {

@@ -194,3 +194,16 @@ struct ControlRequestTests {
         #expect(SessionTable.render([], now: 0) == "no sessions\n")
     }
 }
+
+@Suite("Per-user traffic")
+struct PerUserTrafficTests {
+    @Test func onlyRangeSessionsCountTheirOwnValue() {
+        let a = Session(client: .address(IPAddress("192.0.2.1")!), markName: "users", mark: 0x1000, user: "ann", started: 0, expires: 9)
+        let b = Session(client: .address(IPAddress("192.0.2.2")!), markName: "users", mark: 0x1001, user: "bob", started: 0, expires: 9)
+        let g = Session(client: .address(IPAddress("192.0.2.3")!), markName: "guest", mark: 0x20, user: nil, started: 0, expires: 9)
+        let flows: [(mark: UInt32, bytes: UInt64, packets: UInt64)] = [(0x1000, 100, 2), (0x1000, 50, 1), (0x1001, 7, 1), (0x20, 999, 9), (0x1002, 5, 5)]
+        let t = JSONText.perUser([a, b, g], rangeMarks: ["users"], flows: flows)
+        #expect(t == ["192.0.2.1": .init(bytes: 150, packets: 3), "192.0.2.2": .init(bytes: 7, packets: 1)])
+        #expect(SessionTable.render([a], now: 0, traffic: t).contains("150          3\n"))
+    }
+}
