@@ -179,6 +179,29 @@ static inline int markdns__dump_cb(const struct nlmsghdr *nlh, void *data) {
     return MNL_CB_OK;
 }
 
+/// Sends a ctnetlink dump request for `family` on `nl` and runs `cb` over every entry until
+/// NLMSG_DONE. Returns 0, or a negative errno.
+static inline int markdns__dump_run(struct mnl_socket *nl, char *buf, size_t size, int family, unsigned int seq,
+                                    mnl_cb_t cb, void *data) {
+    struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+    nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    nlh->nlmsg_seq = seq;
+    struct nfgenmsg *nfh = (struct nfgenmsg *)mnl_nlmsg_put_extra_header(nlh, sizeof(struct nfgenmsg));
+    nfh->nfgen_family = (uint8_t)family;
+    nfh->version = NFNETLINK_V0;
+    nfh->res_id = 0;
+    if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) return -errno;
+    unsigned int portid = mnl_socket_get_portid(nl);
+    for (;;) {
+        ssize_t n = mnl_socket_recvfrom(nl, buf, size);
+        if (n < 0) return -errno;
+        int rc = mnl_cb_run(buf, (size_t)n, seq, portid, cb, data);
+        if (rc < 0) return errno > 0 ? -errno : -EPROTO;
+        if (rc == MNL_CB_STOP) return 0;  // NLMSG_DONE
+    }
+}
+
 /// Dumps the whole conntrack table (IPv4 and IPv6) of the caller's network namespace on a
 /// socket of its own (blocking, 5 s receive timeout) and calls `fn` for each entry.
 /// Returns 0 when the dump is complete, or a negative errno.
@@ -188,34 +211,14 @@ static inline int markdns_ct_dump(markdns_ct_dump_fn fn, void *arg) {
     if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) { int e = errno; mnl_socket_close(nl); return -e; }
     struct timeval tv = { .tv_sec = 5, .tv_usec = 0 };
     setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    unsigned int portid = mnl_socket_get_portid(nl);
     size_t size = 65536;  // at least MNL_SOCKET_DUMP_SIZE (32 KiB), which older libmnl lacks
     char *buf = (char *)malloc(size);
     markdns__dump_state st = { nfct_new(), fn, arg };
     if (buf == NULL || st.ct == NULL) {
         free(buf); if (st.ct) nfct_destroy(st.ct); mnl_socket_close(nl); return -ENOMEM;
     }
-    struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-    nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
-    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    unsigned int seq = (unsigned int)getpid() ^ 0x00a5a500u;
-    nlh->nlmsg_seq = seq;
-    struct nfgenmsg *nfh = (struct nfgenmsg *)mnl_nlmsg_put_extra_header(nlh, sizeof(struct nfgenmsg));
-    nfh->nfgen_family = AF_UNSPEC;
-    nfh->version = NFNETLINK_V0;
-    nfh->res_id = 0;
-    int result = 0;
-    if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-        result = -errno;
-    } else {
-        for (;;) {
-            ssize_t n = mnl_socket_recvfrom(nl, buf, size);
-            if (n < 0) { result = -errno; break; }
-            int rc = mnl_cb_run(buf, (size_t)n, seq, portid, markdns__dump_cb, &st);
-            if (rc < 0) { result = errno > 0 ? -errno : -EPROTO; break; }
-            if (rc == MNL_CB_STOP) { result = 0; break; }  // NLMSG_DONE
-        }
-    }
+    int result = markdns__dump_run(nl, buf, size, AF_UNSPEC, (unsigned int)getpid() ^ 0x00a5a500u,
+                                   markdns__dump_cb, &st);
     nfct_destroy(st.ct);
     free(buf);
     mnl_socket_close(nl);
@@ -311,28 +314,7 @@ static inline int markdns_ct_set_mark_by_source(int family, const void *addr, ui
     if (buf == NULL || ubuf == NULL) { free(buf); free(ubuf); mnl_socket_close(nl); mnl_socket_close(upd); return -ENOMEM; }
     markdns__update_state st = { family, addr, value, mask, upd, mnl_socket_get_portid(upd),
                                  (unsigned int)getpid() ^ 0x0c0c0000u, ubuf, 0, 0 };
-    unsigned int portid = mnl_socket_get_portid(nl);
-    struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-    nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
-    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    unsigned int seq = (unsigned int)getpid() ^ 0x00c0c000u;
-    nlh->nlmsg_seq = seq;
-    struct nfgenmsg *nfh = (struct nfgenmsg *)mnl_nlmsg_put_extra_header(nlh, sizeof(struct nfgenmsg));
-    nfh->nfgen_family = (uint8_t)family;
-    nfh->version = NFNETLINK_V0;
-    nfh->res_id = 0;
-    int result = 0;
-    if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-        result = -errno;
-    } else {
-        for (;;) {
-            ssize_t n = mnl_socket_recvfrom(nl, buf, size);
-            if (n < 0) { result = -errno; break; }
-            int rc = mnl_cb_run(buf, (size_t)n, seq, portid, markdns__update_cb, &st);
-            if (rc < 0) { result = errno > 0 ? -errno : -EPROTO; break; }
-            if (rc == MNL_CB_STOP) break;
-        }
-    }
+    int result = markdns__dump_run(nl, buf, size, family, (unsigned int)getpid() ^ 0x00c0c000u, markdns__update_cb, &st);
     free(buf); free(ubuf);
     mnl_socket_close(nl); mnl_socket_close(upd);
     if (result < 0) return result;
