@@ -201,5 +201,29 @@ struct SessionTests {
         }
         try Lab.waitFor("walled garden after expiry", seconds: 3) { answer(lab, "d.example.test") == "192.0.2.99" }
     }
+
+    @Test("200 clients logging in and out concurrently: the database and the kernel set agree at the end")
+    func concurrentLoginsAndLogouts() throws {
+        let (lab, md) = try start("sessmany")
+        defer { lab.close() }
+        let clients = (0..<200).map { "10.9.\($0 / 100).\($0 % 100 + 1)" }
+        let cli = "\(Lab.markdnsBinary) session %s --config \(lab.path("policy.toml"))"
+        func parallel(_ lines: [String]) throws {
+            try lines.joined(separator: "\n").write(toFile: lab.path("ops.txt"), atomically: true, encoding: .utf8)
+            let r = lab.run(["sh", "-c", "xargs -P 16 -I OP sh -c \"$(printf '\(cli)' 'OP') > /dev/null\" < \(lab.path("ops.txt"))"])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        try parallel(clients.map { "login \($0) --mark authenticated --for 10m" })
+        // Every other client logs out while the rest log in again (a second login replaces).
+        try parallel(clients.enumerated().map { $0.offset % 2 == 0 ? "logout \($0.element)" : "login \($0.element) --mark authenticated" })
+        let listed = session(lab, ["list", "--json"]).stdout
+        let stored = Set(clients.filter { listed.contains("\"client\":\"\($0)\"") })
+        let set = setText(lab)
+        let inKernel = Set(clients.filter { set.contains("\($0) timeout") })
+        let expected = Set(clients.enumerated().filter { $0.offset % 2 == 1 }.map(\.element))
+        #expect(stored == expected, "database: \(stored.count) of \(expected.count)")
+        #expect(inKernel == expected, "kernel: \(inKernel.count) of \(expected.count)")
+        #expect(md.isRunning)
+    }
 }
 }
