@@ -70,7 +70,7 @@ public final class SessionControl: Sendable {
 
     /// Bytes and packets per user of range marks, from the conntrack table (both directions;
     /// zero unless net.netfilter.nf_conntrack_acct is on).
-    static func perUserTraffic(_ live: [Session], _ service: SessionService) -> [String: JSONText.Traffic] {
+    public static func perUserTraffic(_ live: [Session], _ service: SessionService) -> [String: JSONText.Traffic] {
         let ranges = Set(service.currentPolicy.marks.filter { $0.range != nil }.map(\.name))
         guard live.contains(where: { ranges.contains($0.markName) }), let flows = try? ConntrackDump.flows() else { return [:] }
         return JSONText.perUser(live, rangeMarks: ranges, flows: flows.map {

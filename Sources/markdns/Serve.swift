@@ -223,6 +223,7 @@ struct Serve: ParsableCommand {
         } else {
             sessions = nil
         }
+        sessions?.install(into: observability.extensions)
         waitForTermination(onReopen: { observability.reopenLog() }, onReload: {
             guard self.config != nil else {
                 forwarder.reloadLocalData()

@@ -2,6 +2,7 @@ import Dispatch
 import Logging
 import MarkPolicy
 import MarkSessions
+import Observability
 import Sessions
 
 #if canImport(Glibc)
@@ -69,6 +70,27 @@ final class SessionSetup: @unchecked Sendable {
         case .success(let n): logger.notice("sessions: \(n) live session(s) re-applied")
         case .failure(let e): logger.error("sessions: re-apply failed: \(e)")
         }
+    }
+
+    /// Session metrics (bounded labels: mark names) and `/sessions` (per-user figures) on
+    /// the metrics listener.
+    func install(into extensions: MetricsExtensions) {
+        let service = self.service
+        extensions.install((update: { metrics in
+            let c = service.snapshot
+            metrics.mirror("markdns_session_logins_total", total: c.logins)
+            metrics.mirror("markdns_session_logouts_total", total: c.logouts)
+            metrics.mirror("markdns_session_expiries_total", total: c.expiries)
+            metrics.mirror("markdns_session_apply_failures_total", total: c.applyFailures)
+            let live = service.live()
+            for m in service.currentPolicy.marks where m.sessions {
+                metrics.set("markdns_sessions_live", ["mark", m.name], to: Double(live.filter { $0.markName == m.name }.count))
+            }
+        }, sessions: {
+            let live = service.live()
+            let traffic = SessionControl.perUserTraffic(live, service)
+            return Array(JSONText.sessions(live, now: service.now, traffic: { traffic[$0.client.description] }).utf8)
+        }))
     }
 
     func stop() {

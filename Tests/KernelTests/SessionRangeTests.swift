@@ -49,7 +49,7 @@ struct SessionRangeTests {
         try Self.policy(lab).write(toFile: lab.path("policy.toml"), atomically: true, encoding: .utf8)
         try lab.exec([Lab.markdnsBinary, "rules", "--config", lab.path("policy.toml"), "--apply"])
         try lab.startUpstream(address: "127.0.0.2")
-        _ = try lab.startMarkdns(["--config", lab.path("policy.toml")])
+        _ = try lab.startMarkdns(["--config", lab.path("policy.toml"), "--metrics", "127.0.0.1:9153"])
         func session(_ args: [String]) -> CommandResult {
             lab.run([Lab.markdnsBinary, "session"] + args + ["--config", lab.path("policy.toml")])
         }
@@ -69,6 +69,12 @@ struct SessionRangeTests {
         #expect(list.contains(#""client":"127.0.0.20","mark":"users","value":"0x1000","user":"ann""#), "\(list)")
         #expect(list.contains(#""bytes":10000,"packets":10}"#), "ann's bytes: \(list)")
         #expect(list.contains(#""bytes":5000,"packets":5}"#), "bob's bytes: \(list)")
+        let metrics = lab.run(["curl", "-s", "http://127.0.0.1:9153/metrics"]).stdout
+        #expect(metrics.contains(#"markdns_sessions_live{mark="users"} 2"#), "\(metrics)")
+        #expect(metrics.contains("markdns_session_logins_total 2"), "\(metrics)")
+        #expect(metrics.contains("markdns_session_apply_failures_total 0"), "\(metrics)")
+        let json = lab.run(["curl", "-s", "http://127.0.0.1:9153/sessions"]).stdout
+        #expect(json.contains(#""bytes":10000,"packets":10}"#), "per-user figures on /sessions: \(json)")
         let table = session(["list"]).stdout
         #expect(table.contains("10000") && table.contains("BYTES"), "\(table)")
     }
