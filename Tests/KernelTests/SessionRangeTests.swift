@@ -75,6 +75,9 @@ struct SessionRangeTests {
         #expect(metrics.contains("markdns_session_apply_failures_total 0"), "\(metrics)")
         let json = lab.run(["curl", "-s", "http://127.0.0.1:9153/sessions"]).stdout
         #expect(json.contains(#""bytes":10000,"packets":10}"#), "per-user figures on /sessions: \(json)")
+        let acct = lab.run([Lab.markdnsBinary, "accounting", "--config", lab.path("policy.toml")]).stdout
+        #expect(acct.contains("ann  users 0x1000  127.0.0.20  bytes 10000  packets 10"), "\(acct)")
+        #expect(acct.contains("bob  users 0x1001  127.0.0.21  bytes 5000  packets 5"), "\(acct)")
         let table = session(["list"]).stdout
         #expect(table.contains("10000") && table.contains("BYTES"), "\(table)")
     }
