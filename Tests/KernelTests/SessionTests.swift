@@ -142,6 +142,9 @@ struct SessionTests {
         #expect(udpFlows(lab).first?.mark == 0x300)
         #expect(session(lab, ["show", Self.guest]).status == 1)
         #expect(md.isRunning)
+        // The mark changes cost the packet-mark shortcut nothing.
+        lab.stop(md)
+        #expect(lab.readLog("markdns.log").contains("packet_mark_mismatches=0 "), "\(lab.readLog("markdns.log"))")
     }
 
     @Test("errors: exit 1, a clear message, and the database, the kernel set and the connmarks unchanged")
@@ -172,6 +175,24 @@ struct SessionTests {
         func rows(_ s: String) -> String { s.replacingOccurrences(of: #""seconds-remaining":\d+"#, with: "", options: .regularExpression) }
         #expect(rows(session(lab, ["list", "--json"]).stdout) == rows(listBefore))
         #expect(tcpMark(lab) == 0x300)
+
+        // A database that cannot be written (another process holds its write lock):
+        // refused, and the database, the kernel set and the connmarks stay as they were.
+        let locker = try lab.spawnPython("lock", """
+            import sqlite3, time
+            db = sqlite3.connect("\(lab.path("sessions.db"))", isolation_level=None)
+            db.execute("BEGIN EXCLUSIVE")
+            print("locked", flush=True)
+            time.sleep(30)
+            """)
+        try lab.waitForLog("lock.log", contains: "locked")
+        let locked = session(lab, ["login", Self.guest, "--mark", "authenticated"])
+        #expect(locked.status == 1, "\(locked.stdout)")
+        #expect(locked.stderr.contains("session database"), "\(locked.stderr)")
+        #expect(setElements(lab) == setBefore)
+        #expect(tcpMark(lab) == 0x300)
+        lab.stop(locker)
+        #expect(rows(session(lab, ["list", "--json"]).stdout) == rows(listBefore))
         #expect(md.isRunning)
     }
 
@@ -188,10 +209,15 @@ struct SessionTests {
         let reloaded = setText(lab)
         #expect(reloaded.contains("\(Self.guest) timeout 2h expires") || reloaded.contains("\(Self.guest) timeout 1h59m5"), "\(reloaded)")
         try lab.exec(["nft", "flush", "set", "inet", "markdns", "session_authenticated_v4"])
-        _ = try lab.startMarkdns(["--config", lab.path("policy.toml")], log: "markdns2.log")
+        let md2 = try lab.startMarkdns(["--config", lab.path("policy.toml")], log: "markdns2.log")
         // serve re-applied it at start-up.
         #expect(setText(lab).contains("\(Self.guest) timeout"), "\(setText(lab))")
         #expect(lab.readLog("markdns2.log").contains("1 live session(s) re-applied"))
+        // ... and does again on SIGHUP.
+        try lab.exec(["nft", "flush", "set", "inet", "markdns", "session_authenticated_v4"])
+        md2.signal(SIGHUP)
+        try lab.waitForLog("markdns2.log", contains: "sessions: 1 live session(s) re-applied\n")
+        #expect(setText(lab).contains("\(Self.guest) timeout"), "\(setText(lab))")
         #expect(answer(lab, "b.example.test") == "192.0.2.7", "still authenticated after the restart")
 
         #expect(session(lab, ["login", Self.guest, "--mark", "authenticated", "--for", "3s"]).status == 0)
