@@ -103,11 +103,20 @@ public final class SessionService: @unchecked Sendable {
             self.policy = policy
             var next = machine
             let actions = next.reapply(stored: stored, rules: policy.sessionRules, now: clock())
-            if let f = perform(actions, next: next) {
+            let rows = Dictionary(stored.map { ($0.client, $0) }, uniquingKeysWith: { a, _ in a })
+            switch perform(actions, next: next, previousRows: rows) {
+            case nil:
+                return .success(machine.sessions.count)
+            case .kernel(let why)?:
+                // The database stays the truth (it was put back as loaded): keep its sessions,
+                // so that `markdns rules --apply`, which writes them into the kernel, makes
+                // both agree, and expiries still clear connmarks.
+                machine = next
+                return .failure(.kernel(why))
+            case let f?:
                 (self.policy, machine) = before
                 return .failure(f)
             }
-            return .success(machine.sessions.count)
         }
     }
 
@@ -118,8 +127,11 @@ public final class SessionService: @unchecked Sendable {
 
     /// Performs `actions` (already applied to `next`); on success `next` becomes the machine.
     /// Called with the lock held.
-    private func perform(_ actions: [SessionAction], next: SessionStateMachine) -> Failure? {
-        let previous = machine.sessions
+    /// `previousRows`: the store's rows before the actions (default: the machine's sessions),
+    /// put back when nft fails.
+    private func perform(_ actions: [SessionAction], next: SessionStateMachine,
+                         previousRows: [SessionClient: Session]? = nil) -> Failure? {
+        let previous = previousRows ?? machine.sessions
         do throws(SessionStoreError) {
             try store.perform(actions)
         } catch {

@@ -85,6 +85,9 @@ struct Rules: ParsableCommand {
                 }
             }
         case .iptables:
+            if policy.hasSessions {
+                FileHandleStderr.write("markdns: warning: sessions need the nft ruleset (session sets in table inet markdns); the iptables rules have none, so `markdns session login` will fail\n")
+            }
             if apply {
                 try families.forEach { try applyIptables(policy, $0.renderer) }
             } else {

@@ -85,6 +85,17 @@ struct SessionServiceTests {
         guard case .failure(.refused(.unknownMark)) = s.login(.init(client: a, mark: "x")) else { Issue.record("no refusal"); return }
     }
 
+    @Test func reapplyWithoutTheKernelTableKeepsTheStore() throws {
+        let store = Store(), kernel = Kernel()
+        let kept = Session(client: a, markName: "auth", mark: 0x999, user: nil, started: 0, expires: 1500)   // value to fix
+        store.rows[a] = kept
+        kernel.failNft = true
+        let s = service(store, kernel)
+        guard case .failure(.kernel) = s.reapply(Self.policy) else { Issue.record("no failure"); return }
+        #expect(store.rows[a] == kept, "the row is back as it was loaded")
+        #expect(s.session(of: a)?.mark == 0x100, "the service keeps the session for a later rules --apply")
+    }
+
     @Test func reapplyFromTheStore() throws {
         let store = Store(), kernel = Kernel()
         store.rows[a] = Session(client: a, markName: "auth", mark: 0x100, user: nil, started: 0, expires: 1500)
