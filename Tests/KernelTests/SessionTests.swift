@@ -108,6 +108,18 @@ struct SessionTests {
         #expect(captive.contains("Content-Type: application/captive+json"), "\(captive)")
         #expect(captive.contains(#"{"captive":true,"user-portal-url":"https://portal.example.test/login"}"#), "\(captive)")
         try Lab.waitFor("TCP flow marked garden: \(lab.flows())") { tcpMark(lab) == 0x300 }
+        // A bit outside our mask (another mark user's) on the open flow: it must survive.
+        // (set by a rule of its own, removed again before the login).
+        try lab.exec(["nft", "-f", "-"], input: """
+            table inet other {
+              chain out {
+                type filter hook output priority 0; policy accept;
+                tcp sport 40001 ct mark set ct mark or 0x1
+              }
+            }
+            """)
+        try Lab.waitFor("outside bit set: \(lab.flows())") { tcpMark(lab) == 0x301 }
+        try lab.exec(["nft", "delete", "table", "inet", "other"])
         let udpBefore = udpFlows(lab)
         #expect(udpBefore.count == 1 && udpBefore[0].mark == 0x300, "\(udpBefore)")
 
@@ -115,7 +127,7 @@ struct SessionTests {
         #expect(login.status == 0, "\(login.stdout)\(login.stderr)")
         #expect(login.stdout.contains("\"mark\":\"authenticated\""), "\(login.stdout)")
         // In place: the same entries (same ports), new mark, nothing deleted.
-        #expect(tcpMark(lab) == 0x100, "\(lab.flows())")
+        #expect(tcpMark(lab) == 0x101, "\(lab.flows())")
         let udpAfter = udpFlows(lab)
         #expect(udpAfter.count == 1 && udpAfter[0].mark == 0x100, "\(udpAfter)")
         #expect(setText(lab).contains("\(Self.guest) timeout 1h expires"), "\(setText(lab))")
@@ -137,7 +149,7 @@ struct SessionTests {
         #expect(logout.status == 0, "\(logout.stdout)\(logout.stderr)")
         #expect(!setText(lab).contains(Self.guest), "\(setText(lab))")
         // Our bits cleared: the next packet of each flow is marked by the static selector again.
-        try Lab.waitFor("TCP flow back to garden: \(lab.flows())") { tcpMark(lab) == 0x300 }
+        try Lab.waitFor("TCP flow back to garden: \(lab.flows())") { tcpMark(lab) == 0x301 }
         #expect(answer(lab, "www.example.test") == "192.0.2.99", "walled garden after logout")
         #expect(udpFlows(lab).first?.mark == 0x300)
         #expect(session(lab, ["show", Self.guest]).status == 1)
