@@ -44,6 +44,9 @@ let package = Package(
             pkgConfig: "libnetfilter_conntrack libmnl",
             providers: [.apt(["libnetfilter-conntrack-dev", "libmnl-dev"])]
         ),
+        // C: SQLite 3 for the session store. Not GRDB: it imports Foundation, whose ICU would
+        // push the daemon far over its 20 MB .deb budget.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // C: per-thread prctl/capset wrappers for dropping root (serve --user).
         .systemLibrary(name: "CPrivileges"),
         .systemLibrary(name: "CBatchIO"),
@@ -59,11 +62,15 @@ let package = Package(
         .target(name: "DNSCache", dependencies: ["DNSWire"], swiftSettings: strict),
         // Pure: flow tuples, addresses, upstream plan, mark decisions.
         .target(name: "MarkCore", swiftSettings: strict),
+        // Pure: client sessions (captive portal, per-user accounting): durations, mark
+        // ranges, the session state machine (login/logout/expiry/re-apply -> store, kernel
+        // map, connmark and DNS-path actions), JSON and RFC 8908 documents.
+        .target(name: "MarkSessions", dependencies: ["MarkCore"], swiftSettings: strict),
         // Pure: the per-client marking policy (TOML config, mask arithmetic, DNS actions,
         // nftables/iptables rendering). No sockets; files are read through a closure.
         .target(
             name: "MarkPolicy",
-            dependencies: ["MarkCore", .product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: ["MarkCore", "MarkSessions", .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: strict
         ),
         // Pure: what the observability shell counts and prints: query events, the top-N of
@@ -84,6 +91,20 @@ let package = Package(
             name: "Conntrack",
             dependencies: ["CNetfilterConntrack", "MarkCore"],
             swiftSettings: strict
+        ),
+        // I/O: sessions. The SQLite store, the kernel side (nft session maps, connmarks of
+        // existing flows through ctnetlink), the session service and its control socket.
+        .target(
+            name: "Sessions",
+            dependencies: [
+                "MarkSessions", "MarkPolicy", "MarkCore", "Conntrack", "CSQLite", "Observability",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictShell
         ),
         // I/O: the NIO shell (listeners, upstream pools, transactions).
         .target(
@@ -119,6 +140,7 @@ let package = Package(
             name: "markdns",
             dependencies: [
                 "Forwarder", "QueryCore", "MarkCore", "MarkPolicy", "MarkStats", "Observability", "Conntrack", "CPrivileges", "CBuildInfo",
+                "MarkSessions", "Sessions",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -139,6 +161,8 @@ let package = Package(
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire", "TestSupport"]),
         .testTarget(name: "MarkCoreTests", dependencies: ["MarkCore"]),
         .testTarget(name: "DNSCacheTests", dependencies: ["DNSCache", "DNSWire", "TestSupport"]),
+        .testTarget(name: "MarkSessionsTests", dependencies: ["MarkSessions", "MarkCore"]),
+        .testTarget(name: "SessionsTests", dependencies: ["Sessions", "MarkSessions", "MarkCore", "MarkPolicy", "CSQLite", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MarkPolicyTests", dependencies: ["MarkPolicy", "MarkCore"]),
         .testTarget(name: "ForwarderTests", dependencies: ["Forwarder", "MarkCore", "MarkPolicy"]),
         .testTarget(name: "QueryCoreTests",

@@ -132,6 +132,8 @@ if [ "$(readelf -V "$BIN" | grep -c GLIBC_ABI_DT_RELR || true)" != 0 ]; then
     fi
     grep -q 'libc6 (>= 2.36)' <<<"$SHLIBS" || { echo "package: cannot require libc6 >= 2.36 in '$SHLIBS'" >&2; exit 1; }
 fi
+# The session store links SQLite (libsqlite3-0): dpkg-shlibdeps must have found it.
+grep -q 'libsqlite3-0' <<<"$SHLIBS" || { echo "package: libsqlite3-0 missing from Depends ($SHLIBS)" >&2; exit 1; }
 DEPENDS="$SHLIBS, nftables"
 
 INSTALLED_KB=$(du -sk --exclude=DEBIAN "$ROOT" | cut -f1)

@@ -179,6 +179,29 @@ static inline int markdns__dump_cb(const struct nlmsghdr *nlh, void *data) {
     return MNL_CB_OK;
 }
 
+/// Sends a ctnetlink dump request for `family` on `nl` and runs `cb` over every entry until
+/// NLMSG_DONE. Returns 0, or a negative errno.
+static inline int markdns__dump_run(struct mnl_socket *nl, char *buf, size_t size, int family, unsigned int seq,
+                                    mnl_cb_t cb, void *data) {
+    struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+    nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    nlh->nlmsg_seq = seq;
+    struct nfgenmsg *nfh = (struct nfgenmsg *)mnl_nlmsg_put_extra_header(nlh, sizeof(struct nfgenmsg));
+    nfh->nfgen_family = (uint8_t)family;
+    nfh->version = NFNETLINK_V0;
+    nfh->res_id = 0;
+    if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) return -errno;
+    unsigned int portid = mnl_socket_get_portid(nl);
+    for (;;) {
+        ssize_t n = mnl_socket_recvfrom(nl, buf, size);
+        if (n < 0) return -errno;
+        int rc = mnl_cb_run(buf, (size_t)n, seq, portid, cb, data);
+        if (rc < 0) return errno > 0 ? -errno : -EPROTO;
+        if (rc == MNL_CB_STOP) return 0;  // NLMSG_DONE
+    }
+}
+
 /// Dumps the whole conntrack table (IPv4 and IPv6) of the caller's network namespace on a
 /// socket of its own (blocking, 5 s receive timeout) and calls `fn` for each entry.
 /// Returns 0 when the dump is complete, or a negative errno.
@@ -188,38 +211,114 @@ static inline int markdns_ct_dump(markdns_ct_dump_fn fn, void *arg) {
     if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) { int e = errno; mnl_socket_close(nl); return -e; }
     struct timeval tv = { .tv_sec = 5, .tv_usec = 0 };
     setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    unsigned int portid = mnl_socket_get_portid(nl);
     size_t size = 65536;  // at least MNL_SOCKET_DUMP_SIZE (32 KiB), which older libmnl lacks
     char *buf = (char *)malloc(size);
     markdns__dump_state st = { nfct_new(), fn, arg };
     if (buf == NULL || st.ct == NULL) {
         free(buf); if (st.ct) nfct_destroy(st.ct); mnl_socket_close(nl); return -ENOMEM;
     }
-    struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-    nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
-    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    unsigned int seq = (unsigned int)getpid() ^ 0x00a5a500u;
-    nlh->nlmsg_seq = seq;
-    struct nfgenmsg *nfh = (struct nfgenmsg *)mnl_nlmsg_put_extra_header(nlh, sizeof(struct nfgenmsg));
-    nfh->nfgen_family = AF_UNSPEC;
-    nfh->version = NFNETLINK_V0;
-    nfh->res_id = 0;
-    int result = 0;
-    if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-        result = -errno;
-    } else {
-        for (;;) {
-            ssize_t n = mnl_socket_recvfrom(nl, buf, size);
-            if (n < 0) { result = -errno; break; }
-            int rc = mnl_cb_run(buf, (size_t)n, seq, portid, markdns__dump_cb, &st);
-            if (rc < 0) { result = errno > 0 ? -errno : -EPROTO; break; }
-            if (rc == MNL_CB_STOP) { result = 0; break; }  // NLMSG_DONE
-        }
-    }
+    int result = markdns__dump_run(nl, buf, size, AF_UNSPEC, (unsigned int)getpid() ^ 0x00a5a500u,
+                                   markdns__dump_cb, &st);
     nfct_destroy(st.ct);
     free(buf);
     mnl_socket_close(nl);
     return result;
+}
+
+// ---------------------------------------------------------------------------------------
+// Connmark update in place (sessions): every entry whose original source is one address
+// gets `(mark & ~mask) ^ value` (the kernel's CTA_MARK + CTA_MARK_MASK arithmetic, as
+// `conntrack -U --mark V/M`), by IPCTNL_MSG_CT_NEW without NLM_F_CREATE: nothing deleted.
+
+typedef struct markdns__update_state {
+    int family;
+    const void *addr;
+    uint32_t value, mask;
+    struct mnl_socket *upd;
+    unsigned int upd_portid, seq;
+    char *ubuf;
+    int updated;
+    int error;
+} markdns__update_state;
+
+static inline int markdns__nested(const struct nlattr *a, int type, const struct nlattr **out) {
+    const struct nlattr *n;
+    mnl_attr_for_each_nested(n, a) {
+        if (mnl_attr_get_type(n) == type) { *out = n; return 1; }
+    }
+    return 0;
+}
+
+static inline int markdns__update_cb(const struct nlmsghdr *nlh, void *data) {
+    markdns__update_state *st = (markdns__update_state *)data;
+    if (mnl_nlmsg_get_payload_len(nlh) < sizeof(struct nfgenmsg)) return MNL_CB_OK;
+    const struct nfgenmsg *g = (const struct nfgenmsg *)mnl_nlmsg_get_payload(nlh);
+    if (g->nfgen_family != st->family) return MNL_CB_OK;
+    const struct nlattr *a, *orig = NULL, *zone = NULL;
+    mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+        int t = mnl_attr_get_type(a);
+        if (t == CTA_TUPLE_ORIG) orig = a;
+        else if (t == CTA_ZONE) zone = a;
+    }
+    const struct nlattr *ip = NULL, *src = NULL;
+    if (orig == NULL || !markdns__nested(orig, CTA_TUPLE_IP, &ip)) return MNL_CB_OK;
+    int alen = st->family == AF_INET ? 4 : 16;
+    if (!markdns__nested(ip, st->family == AF_INET ? CTA_IP_V4_SRC : CTA_IP_V6_SRC, &src)) return MNL_CB_OK;
+    if (mnl_attr_get_payload_len(src) != (uint16_t)alen || memcmp(mnl_attr_get_payload(src), st->addr, (size_t)alen) != 0)
+        return MNL_CB_OK;
+
+    struct nlmsghdr *u = mnl_nlmsg_put_header(st->ubuf);
+    u->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
+    u->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;   // no NLM_F_CREATE: update an existing entry only
+    u->nlmsg_seq = ++st->seq;
+    struct nfgenmsg *h = (struct nfgenmsg *)mnl_nlmsg_put_extra_header(u, sizeof(struct nfgenmsg));
+    h->nfgen_family = (uint8_t)st->family;
+    h->version = NFNETLINK_V0;
+    h->res_id = 0;
+    // The original tuple exactly as the dump gave it (TCP, UDP, ICMP: whatever it holds).
+    mnl_attr_put(u, CTA_TUPLE_ORIG | NLA_F_NESTED, mnl_attr_get_payload_len(orig), mnl_attr_get_payload(orig));
+    if (zone != NULL) mnl_attr_put(u, CTA_ZONE, mnl_attr_get_payload_len(zone), mnl_attr_get_payload(zone));
+    mnl_attr_put_u32(u, CTA_MARK, htonl(st->value & st->mask));
+    mnl_attr_put_u32(u, CTA_MARK_MASK, htonl(st->mask));
+    if (mnl_socket_sendto(st->upd, u, u->nlmsg_len) < 0) { st->error = errno; return MNL_CB_OK; }
+    ssize_t n = mnl_socket_recvfrom(st->upd, st->ubuf, MARKDNS_CT_BUFSIZE);
+    if (n < 0) { st->error = errno; return MNL_CB_OK; }
+    int rc = mnl_cb_run(st->ubuf, (size_t)n, st->seq, st->upd_portid, NULL, NULL);
+    if (rc < 0) {
+        // ENOENT: the entry ended between the dump and the update; nothing to do.
+        if (errno != ENOENT) st->error = errno;
+    } else {
+        st->updated++;
+    }
+    return MNL_CB_OK;
+}
+
+/// Sets our bits (`mask`) of the connmark of every conntrack entry whose original source is
+/// `addr` (4 or 16 bytes, network order) to `value & mask`. Returns the number of entries
+/// updated, or a negative errno (the first failure; other entries are still tried).
+static inline int markdns_ct_set_mark_by_source(int family, const void *addr, uint32_t value, uint32_t mask) {
+    if (family != AF_INET && family != AF_INET6) return -EAFNOSUPPORT;
+    struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+    if (nl == NULL) return -errno;
+    struct mnl_socket *upd = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+    if (upd == NULL) { int e = errno; mnl_socket_close(nl); return -e; }
+    if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 || mnl_socket_bind(upd, 0, MNL_SOCKET_AUTOPID) < 0) {
+        int e = errno; mnl_socket_close(nl); mnl_socket_close(upd); return -e;
+    }
+    struct timeval tv = { .tv_sec = 5, .tv_usec = 0 };
+    setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(mnl_socket_get_fd(upd), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    size_t size = 65536;
+    char *buf = (char *)malloc(size);
+    char *ubuf = (char *)malloc(MARKDNS_CT_BUFSIZE);
+    if (buf == NULL || ubuf == NULL) { free(buf); free(ubuf); mnl_socket_close(nl); mnl_socket_close(upd); return -ENOMEM; }
+    markdns__update_state st = { family, addr, value, mask, upd, mnl_socket_get_portid(upd),
+                                 (unsigned int)getpid() ^ 0x0c0c0000u, ubuf, 0, 0 };
+    int result = markdns__dump_run(nl, buf, size, family, (unsigned int)getpid() ^ 0x00c0c000u, markdns__update_cb, &st);
+    free(buf); free(ubuf);
+    mnl_socket_close(nl); mnl_socket_close(upd);
+    if (result < 0) return result;
+    return st.error ? -st.error : st.updated;
 }
 
 #endif

@@ -7,8 +7,12 @@
 /// ctnetlink answer for the first `warmup` queries; after that a packet mark is used only
 /// for a (mark, incoming interface) pair that has itself matched a lookup (a restore rule
 /// may cover one interface while another carries some other mark of the same value), and
-/// one query in `sampleEvery` is still compared. A single disagreement turns the shortcut
-/// off (ctnetlink for every query) until `reset` (policy reload).
+/// one query in `sampleEvery` is still compared. A disagreement makes the loop suspicious:
+/// every marked query is then compared, and a second disagreement before an agreement turns
+/// the shortcut off (ctnetlink for every query) until `reset` (policy reload). One
+/// disagreement alone is the race of a connmark change (a session login, say) with a query
+/// whose packet mark was restored just before it: the next query of that flow agrees again.
+/// A ruleset that does not restore disagrees on every marked query.
 ///
 /// Marks are compared in the policy's bits (`mask`) only: those alone select the policy and
 /// reach the upstream socket, and other mark users (multi-WAN, QoS) may set other bits on
@@ -45,6 +49,8 @@ public struct PacketMarkTrust: Sendable {
     /// What a comparison showed.
     public enum Verdict: Equatable, Sendable {
         case agreed
+        /// A first disagreement: the next comparison decides (the lookup's mark is used).
+        case suspect
         /// Nothing learned (the lookup failed).
         case inconclusive
         /// Packet mark and connmark differ; `first` on the comparison that turned trust off.
@@ -67,6 +73,8 @@ public struct PacketMarkTrust: Sendable {
     public private(set) var state: State
     private var turn = 0
     private var verifiedKeys: Set<Key> = []
+    /// A disagreement is waiting for the next comparison.
+    public private(set) var suspicious = false
 
     public init(mode: Mode = .auto, mask: UInt32 = 0xffff_ffff, warmup: Int = 64, sampleEvery: Int = 256,
                 maxVerified: Int = 4096) {
@@ -89,6 +97,7 @@ public struct PacketMarkTrust: Sendable {
         case .verifying:
             return .lookup(verify: packetMark)
         case .trusted:
+            if suspicious { return .lookup(verify: packetMark) }
             if packetMark & mask == 0 { return .lookup(verify: packetMark) }
             guard verifiedKeys.contains(Key(mark: packetMark, interface: interface)) else {
                 return .lookup(verify: packetMark)
@@ -110,12 +119,18 @@ public struct PacketMarkTrust: Sendable {
         case .notFound: agrees = packetMark & mask == 0
         }
         guard agrees else {
+            if state != .distrusted && !suspicious {
+                suspicious = true
+                return .suspect
+            }
             let first = state != .distrusted
             state = .distrusted
+            suspicious = false
             return .mismatch(first: first)
         }
         // Only marks with our bits count towards trust: they show the restore rule at work.
         guard packetMark & mask != 0 else { return .agreed }
+        suspicious = false
         if verifiedKeys.count >= maxVerified { verifiedKeys.removeAll() }
         verifiedKeys.insert(Key(mark: packetMark, interface: interface))
         if case .verifying(let agreed) = state {
@@ -128,6 +143,7 @@ public struct PacketMarkTrust: Sendable {
     public mutating func reset() {
         state = mode == .auto ? .verifying(agreed: 0) : .distrusted
         turn = 0
+        suspicious = false
         verifiedKeys.removeAll()
     }
 }

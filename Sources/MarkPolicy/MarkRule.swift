@@ -1,4 +1,5 @@
 import MarkCore
+import MarkSessions
 
 /// `[[mark]]`: what queries carrying this mark (in the masked bits) may do.
 public struct MarkRule: Sendable, Equatable {
@@ -18,14 +19,28 @@ public struct MarkRule: Sendable, Equatable {
     public var blockTTL: UInt32
     /// Routing-table hint: `ip rule add fwmark VALUE/MASK table N`.
     public var table: UInt32?
+    /// `sessions = true`: `markdns session login` may give this mark to a client.
+    public var sessions: Bool
+    /// `session-timeout`: the default length of a session of this mark, seconds.
+    public var sessionTimeout: UInt32?
+    /// `range`: one value per user (accounting); `value` is then the range's lower bound.
+    public var range: MarkRange?
+    /// `user-portal-url`: the RFC 8908 `user-portal-url` of clients with this mark.
+    public var userPortalURL: String?
 
     public init(value: UInt32, name: String, action: MarkAction, block: [String] = [],
                 blockFiles: [String] = [], blockAnswer: BlockAnswer = .nxdomain,
-                blockTTL: UInt32 = MarkRule.defaultBlockTTL, table: UInt32? = nil) {
+                blockTTL: UInt32 = MarkRule.defaultBlockTTL, table: UInt32? = nil,
+                sessions: Bool = false, sessionTimeout: UInt32? = nil, range: MarkRange? = nil,
+                userPortalURL: String? = nil) {
         self.value = value; self.name = name; self.action = action; self.block = block
         self.blockFiles = blockFiles; self.blockAnswer = blockAnswer; self.blockTTL = blockTTL
-        self.table = table
+        self.table = table; self.sessions = sessions; self.sessionTimeout = sessionTimeout
+        self.range = range; self.userPortalURL = userPortalURL
     }
+
+    /// Every value this mark stands for: its value, or each of its range.
+    public var values: ClosedRange<UInt32> { range.map { $0.lower...$0.upper } ?? value...value }
 }
 
 /// The DNS action of a mark.

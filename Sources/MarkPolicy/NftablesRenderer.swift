@@ -1,4 +1,5 @@
 import MarkCore
+import MarkSessions
 /// Renders a policy as a complete nftables ruleset in a table of its own
 /// (`table inet markdns`), in the structure of conf/nftables.conf: restore the connection's
 /// mark onto packets, mark new connections by client selector, save the packet mark to the
@@ -17,7 +18,9 @@ import MarkCore
 public enum NftablesRenderer {
     public static let table = "inet markdns"
 
-    public static func render(_ config: PolicyConfig, source: String? = nil) -> String {
+    /// `sessions`: the elements of the session maps (the live sessions), written into the
+    /// maps so that loading the ruleset keeps every admitted client.
+    public static func render(_ config: PolicyConfig, source: String? = nil, sessions: [KernelElement] = []) -> String {
         let r = MarkOps(mask: config.conntrack.mask)
         var out: [String] = []
         out.append("#!/usr/sbin/nft -f")
@@ -46,7 +49,27 @@ public enum NftablesRenderer {
         out.append("")
         out.append("table \(table) {")
 
+        // Sessions first: a client logged in to a mark is marked ahead of the static selectors.
         var clientRules: [String] = []
+        for m in config.marks where m.sessions {
+            out.append("    # Sessions of mark \(m.name) (\(m.range.map { "per-user values \($0)" } ?? hex(m.value))): filled by `markdns session login`.")
+            for f in SessionClient.Family.allCases {
+                let name = SessionMaps.name(mark: m.name, family: f)
+                let elements = sessions.filter { $0.set == name }.map(SessionMaps.elementText)
+                var decl = ["    \(m.range == nil ? "set" : "map") \(name) {",
+                            "        type \(SessionMaps.nftType(f))\(m.range == nil ? "" : " : mark")",
+                            "        flags timeout"]
+                if !elements.isEmpty { decl.append("        elements = { \(elements.joined(separator: ", ")) }") }
+                out += decl + ["    }"]
+                let sel = SessionMaps.selector(f)
+                if m.range == nil {
+                    clientRules.append("\(r.ourBitsZero) \(sel) @\(name) \(r.setMark(m.value)) comment \"session \(m.name)\"")
+                } else {
+                    // Ranges need the full mask (validated): the map's value is the whole mark.
+                    clientRules.append("\(r.ourBitsZero) meta mark set \(sel) map @\(name) comment \"session \(m.name)\"")
+                }
+            }
+        }
         for c in config.clients {
             let v4 = c.match.compactMap { if case .network(let n) = $0, !n.isIPv6 { n } else { nil } }
             let v6 = c.match.compactMap { if case .network(let n) = $0, n.isIPv6 { n } else { nil } }
@@ -73,7 +96,7 @@ public enum NftablesRenderer {
         }
 
         let values = config.marks.map(\.value)
-        if !config.clients.isEmpty { out.append("") }
+        if !config.clients.isEmpty || config.hasSessions { out.append("") }
         out.append("    chain prerouting {")
         out.append("        # Every packet entering the box, after conntrack, before routing.")
         out.append("        type filter hook prerouting priority mangle; policy accept;")
@@ -81,7 +104,9 @@ public enum NftablesRenderer {
         out.append("        # 1) Restore: copy the connection's mark onto the packet.")
         out += r.restore(values, names: config).map { "        " + $0 }
         if !clientRules.isEmpty {
-            out.append("        # 2) Mark by client, first match wins: once a packet has a mark in our bits,")
+            out.append(config.hasSessions
+                ? "        # 2) Mark by session, then by client, first match wins: once a packet has a mark in our bits,"
+                : "        # 2) Mark by client, first match wins: once a packet has a mark in our bits,")
             out.append("        #    the later rules skip it.")
             out += clientRules.map { "        " + $0 }
         }

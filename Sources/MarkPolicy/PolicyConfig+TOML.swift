@@ -1,4 +1,5 @@
 import MarkCore
+import MarkSessions
 import TOMLKit
 
 extension PolicyConfig {
@@ -35,14 +36,16 @@ struct TOMLPolicyReader {
     let file: String
     let locator: TOMLLocator
 
-    static let rootKeys = ["server", "conntrack", "pool", "client", "mark", "local"]
+    static let rootKeys = ["server", "conntrack", "pool", "client", "mark", "local", "sessions"]
+    static let sessionsKeys = ["database", "control", "portal-api"]
     static let localKeys = ["domain", "hosts", "private-reverse", "ttl", "records"]
     static let serverKeys = ["listen"]
     static let conntrackKeys = ["mask", "base", "on-missing", "mark-source"]
     static let poolKeys = ["name", "servers", "strategy", "default", "domains"]
     static let clientKeys = ["name", "match", "mark"]
     static let markKeys = ["value", "name", "action", "pool", "portal", "allow", "ttl",
-                           "block", "block-answer", "block-ttl", "table"]
+                           "block", "block-answer", "block-ttl", "table",
+                           "sessions", "session-timeout", "range", "user-portal-url"]
     static let walledGardenOnly = ["portal", "allow", "ttl"]
 
     func error(_ key: String, _ reason: String) -> PolicyError {
@@ -134,7 +137,23 @@ struct TOMLPolicyReader {
         }
 
         return PolicyConfig(server: server, conntrack: conntrack, pools: pools, clients: clients,
-                            marks: marks, defaultPool: fallbackPool, local: try local(root))
+                            marks: marks, defaultPool: fallbackPool, local: try local(root),
+                            sessions: try sessions(root))
+    }
+
+    private func sessions(_ root: TOMLTable) throws(PolicyError) -> SessionsConfig {
+        var s = SessionsConfig()
+        guard let t = try table(root, "sessions") else { return s }
+        try checkKeys(t, "sessions", Self.sessionsKeys)
+        for (key, path) in [("database", "sessions.database"), ("control", "sessions.control")] {
+            guard let v = try string(t, key, path: path) else { continue }
+            guard v.hasPrefix("/"), v.count > 1 else { throw error(path, "'\(v)' is not an absolute path") }
+            if key == "database" { s.database = v } else { s.control = v }
+        }
+        if let a = try string(t, "portal-api", path: "sessions.portal-api") {
+            do { s.portalAPI = try Endpoint.parse(a, defaultPort: 8908) } catch { throw self.error("sessions.portal-api", error.description) }
+        }
+        return s
     }
 
     private func local(_ root: TOMLTable) throws(PolicyError) -> LocalConfig {
@@ -166,7 +185,20 @@ struct TOMLPolicyReader {
     private func mark(_ t: TOMLTable, path p: String, defaultPool: String,
                       readFile: (String) throws -> String) throws(PolicyError) -> MarkRule {
         try checkKeys(t, p, Self.markKeys)
-        let value = try required(uint32(t, "value", path: "\(p).value"), "\(p).value", in: p)
+        let range: MarkRange?
+        if let r = try string(t, "range", path: "\(p).range") {
+            switch MarkRange.parse(r) {
+            case .success(let v): range = v
+            case .failure(let e): throw error("\(p).range", e.description)
+            }
+            if t["value"] != nil { throw error("\(p).value", "a mark with a range takes its values from the range; leave value out") }
+        } else {
+            range = nil
+        }
+        let value: UInt32
+        if let range { value = range.lower } else {
+            value = try required(uint32(t, "value", path: "\(p).value"), "\(p).value", in: p)
+        }
         let name = try required(string(t, "name", path: "\(p).name"), "\(p).name", in: p)
         let kind = try string(t, "action", path: "\(p).action").map { s throws(PolicyError) in
             try choice(s, ActionKind.self, path: "\(p).action")
@@ -226,6 +258,24 @@ struct TOMLPolicyReader {
         }
         if let ttl = try uint32(t, "block-ttl", path: "\(p).block-ttl", max: 604_800) { rule.blockTTL = ttl }
         rule.table = try uint32(t, "table", path: "\(p).table")
+        rule.sessions = try bool(t, "sessions", path: "\(p).sessions") ?? false
+        rule.range = range
+        if let d = try string(t, "session-timeout", path: "\(p).session-timeout") {
+            switch SessionDuration.parse(d) {
+            case .success(let s): rule.sessionTimeout = s
+            case .failure(let e): throw error("\(p).session-timeout", e.description)
+            }
+        }
+        if !rule.sessions, let k = ["session-timeout", "range"].first(where: { t[$0] != nil }) {
+            throw error("\(p).\(k)", "only applies with sessions = true")
+        }
+        if let u = try string(t, "user-portal-url", path: "\(p).user-portal-url") {
+            guard u.hasPrefix("https://") || u.hasPrefix("http://"), u.count > 8,
+                  !u.unicodeScalars.contains(where: { $0.value <= 0x20 || $0 == "\"" }) else {
+                throw error("\(p).user-portal-url", "'\(u)' is not an http:// or https:// URL")
+            }
+            rule.userPortalURL = u
+        }
         return rule
     }
 

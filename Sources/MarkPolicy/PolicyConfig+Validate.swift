@@ -1,3 +1,5 @@
+import MarkSessions
+
 extension PolicyConfig {
     /// Names of pools, clients and marks: a letter, then letters, digits, `-` or `_`; at
     /// most 32 characters (they become nftables set names and metric labels).
@@ -54,10 +56,23 @@ extension PolicyConfig {
             guard m.value & ~mask == 0 else {
                 throw fail("\(k).value", "mark \(hex(m.value)) has bits outside mask \(hex(mask))")
             }
-            if let j = markValues[m.value] {
-                throw fail("\(k).value", "mark \(hex(m.value)) is already defined by mark[\(j + 1)] (\(marks[j].name))")
+            if let r = m.range {
+                guard r.upper & ~mask == 0 else {
+                    throw fail("\(k).range", "range \(r) has bits outside mask \(hex(mask))")
+                }
+                guard mask == .max else {
+                    // The restore and save rules are one rule per value under a narrower mask.
+                    throw fail("\(k).range", "ranges need the full mask (conntrack.mask = 0xffffffff)")
+                }
+                guard r.count <= 65_536 else { throw fail("\(k).range", "range \(r) has more than 65536 values") }
             }
-            markValues[m.value] = i
+            for v in m.values {
+                if let j = markValues[v] {
+                    let key = m.range == nil ? "\(k).value" : "\(k).range"
+                    throw fail(key, "mark \(hex(v)) is already defined by mark[\(j + 1)] (\(marks[j].name))")
+                }
+                markValues[v] = i
+            }
             guard Self.isValidName(m.name) else { throw fail("\(k).name", nameRule(m.name)) }
             guard m.name != PolicyDecision.otherName, m.name != PolicyDecision.noneName else {
                 throw fail("\(k).name", "'\(m.name)' is reserved (it names unknown and missing marks in metrics)")

@@ -1,4 +1,5 @@
 import MarkCore
+import MarkSessions
 
 /// A parsed, validated markdns policy: which client gets which mark, what each mark may do
 /// in DNS, and the upstream pools. Plain values; `PolicyConfig.load` builds one from TOML,
@@ -17,17 +18,21 @@ public struct PolicyConfig: Sendable, Equatable {
     public var defaultPool: String
     /// Local data: static records, hosts files, local domain, private reverse zones.
     public var local: LocalConfig
+    /// `[sessions]`: where sessions are stored and controlled.
+    public var sessions: SessionsConfig
 
     public init(server: ServerConfig = ServerConfig(), conntrack: ConntrackConfig = ConntrackConfig(),
                 pools: [Pool], clients: [ClientRule] = [], marks: [MarkRule] = [],
-                defaultPool: String? = nil, local: LocalConfig = LocalConfig()) {
+                defaultPool: String? = nil, local: LocalConfig = LocalConfig(),
+                sessions: SessionsConfig = SessionsConfig()) {
         self.server = server; self.conntrack = conntrack; self.pools = pools; self.local = local
+        self.sessions = sessions
         self.clients = clients; self.marks = marks
         self.defaultPool = defaultPool ?? pools.first?.name ?? ""
     }
 
     public func pool(named name: String) -> Pool? { pools.first { $0.name == name } }
-    public func mark(value: UInt32) -> MarkRule? { marks.first { $0.value == value } }
+    public func mark(value: UInt32) -> MarkRule? { marks.first { $0.values.contains(value) } }
     public func mark(named name: String) -> MarkRule? { marks.first { $0.name == name } }
 
     /// Policy-routing hints: mark value -> routing table, from `[[mark]] table = N`.
@@ -36,6 +41,35 @@ public struct PolicyConfig: Sendable, Equatable {
         var r: [UInt32: UInt32] = [:]
         for m in marks { if let t = m.table { r[m.value] = t } }
         return r
+    }
+}
+
+/// `[sessions]`: the session store, the control socket and the Captive Portal API.
+public struct SessionsConfig: Sendable, Equatable {
+    public static let defaultDatabase = "/var/lib/markdns/sessions.db"
+    public static let defaultControl = "/run/markdns/control.sock"
+    public var database: String
+    public var control: String
+    /// `portal-api = "ADDR:PORT"`: the RFC 8908 API listener (plain HTTP).
+    public var portalAPI: Endpoint?
+
+    public init(database: String = SessionsConfig.defaultDatabase, control: String = SessionsConfig.defaultControl,
+                portalAPI: Endpoint? = nil) {
+        self.database = database; self.control = control; self.portalAPI = portalAPI
+    }
+}
+
+extension PolicyConfig {
+    /// True when some `[[mark]]` has `sessions = true`.
+    public var hasSessions: Bool { marks.contains(where: \.sessions) }
+
+    /// What the session state machine needs of this policy.
+    public var sessionRules: SessionRules {
+        SessionRules(mask: conntrack.mask, marks: marks.filter(\.sessions).map {
+            SessionMark(name: $0.name, value: $0.value, range: $0.range,
+                        timeout: $0.sessionTimeout ?? SessionMark.defaultTimeout,
+                        captive: $0.action.kind == .walledGarden, portalURL: $0.userPortalURL)
+        }, otherMarks: marks.filter { !$0.sessions }.map(\.name))
     }
 }
 

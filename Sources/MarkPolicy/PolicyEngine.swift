@@ -14,8 +14,10 @@ public final class PolicyEngine: Sendable {
     public init(_ config: PolicyConfig) {
         self.config = config
         var m: [UInt32: CompiledMark] = [:]
-        for rule in config.marks where m[rule.value & config.conntrack.mask] == nil {
-            m[rule.value & config.conntrack.mask] = CompiledMark(rule)
+        for rule in config.marks {
+            // A range mark (per-user values) stands for each value of its range.
+            let compiled = CompiledMark(rule)
+            for v in rule.values where m[v & config.conntrack.mask] == nil { m[v & config.conntrack.mask] = compiled }
         }
         self.marks = m
         var routes = DomainMap<String>()

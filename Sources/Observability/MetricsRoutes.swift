@@ -2,6 +2,17 @@ import QueryCore
 import Forwarder
 import FoundationEssentials
 import MarkStats
+import NIOConcurrencyHelpers
+
+/// What other parts of the daemon add to the metrics listener once they run (sessions):
+/// metrics updated at each scrape and the JSON of `/sessions`.
+public final class MetricsExtensions: Sendable {
+    public typealias Hooks = (update: @Sendable (MarkdnsMetrics) -> Void, sessions: @Sendable () -> [UInt8])
+    private let hooks = NIOLockedValueBox<Hooks?>(nil)
+    public init() {}
+    public func install(_ h: Hooks) { hooks.withLockedValue { $0 = h } }
+    var current: Hooks? { hooks.withLockedValue { $0 } }
+}
 
 /// What the metrics listener serves: `/metrics` (Prometheus text) and `/clients` (JSON,
 /// the top-N clients per mark; `?n=` sets N, at most 1000).
@@ -9,10 +20,11 @@ public struct MetricsRoutes: Sendable {
     public let hub: ObservabilityHub
     public let accounting: AccountingSampler?
     public let snapshot: @Sendable () -> (counters: Counters, outstanding: Int)
+    public let extensions: MetricsExtensions
 
-    public init(hub: ObservabilityHub, accounting: AccountingSampler?,
+    public init(hub: ObservabilityHub, accounting: AccountingSampler?, extensions: MetricsExtensions = MetricsExtensions(),
                 snapshot: @escaping @Sendable () -> (counters: Counters, outstanding: Int)) {
-        self.hub = hub; self.accounting = accounting; self.snapshot = snapshot
+        self.hub = hub; self.accounting = accounting; self.snapshot = snapshot; self.extensions = extensions
     }
 
     public func reply(path: String, query: String) -> HTTPReply {
@@ -28,6 +40,7 @@ public struct MetricsRoutes: Sendable {
             if let accounting, let totals = accounting.totals() {
                 metrics.update(accounting: MarkAccounting.byName(totals), names: accounting.names)
             }
+            extensions.current?.update(metrics)
             return HTTPReply(contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.text())
         case "/clients":
             let n = Self.parameter("n", in: query).flatMap { Int($0) }.map { min(max($0, 0), 1000) } ?? 20
@@ -36,6 +49,9 @@ public struct MetricsRoutes: Sendable {
             var body: [UInt8] = []
             if let data = try? encoder.encode(hub.clients(top: n)) { body = [UInt8](data) + [0x0A] }
             return HTTPReply(contentType: "application/json", body: body)
+        case "/sessions":
+            guard let hooks = extensions.current else { fallthrough }
+            return HTTPReply(contentType: "application/json", body: hooks.sessions())
         default:
             return HTTPReply(status: .notFound, contentType: "text/plain", body: Array("try /metrics or /clients\n".utf8))
         }

@@ -7,7 +7,7 @@ extension Counters {
         \.staleServed, \.coalesced, \.upstreamSent, \.upstreamTimeouts, \.upstreamErrors,
         \.upstreamUnusable, \.upstreamRetries, \.truncatedRelayed, \.unmatchedAnswers,
         \.mismatchedAnswers, \.portQuarantineRebinds, \.tcpRejected, \.acceptErrors, \.idleSocketsClosed,
-        \.packetMarks, \.packetMarksVerified, \.packetMarkMismatches, \.replyDrops,
+        \.packetMarks, \.packetMarksVerified, \.packetMarkMismatches, \.packetMarkSuspects, \.replyDrops,
     ] }
 
     /// Adds another loop's counters to these.

@@ -20,6 +20,8 @@ public struct Counters: Sendable, Equatable {
     /// Packet marks compared with ctnetlink and found equal / different.
     public var packetMarksVerified = 0
     public var packetMarkMismatches = 0
+    /// Single disagreements excused as a connmark change racing the query.
+    public var packetMarkSuspects = 0
     /// No kernel mark; the mark came from the policy's client selectors.
     public var selectorMarked = 0
     /// Answered by the policy itself, by reason (walled-garden, blocked).
@@ -59,7 +61,7 @@ public struct Counters: Sendable, Equatable {
             + "servfail=\(servfail) refused=\(refused) formerr=\(formerr) notimp=\(notimp) badvers=\(badVersion) "
             + "dropped=\(droppedMalformed) overload=\(overload) marked=\(marked) "
             + "selector_marked=\(selectorMarked) packet_marks=\(packetMarks) packet_marks_verified=\(packetMarksVerified) "
-            + "packet_mark_mismatches=\(packetMarkMismatches) \(um) "
+            + "packet_mark_mismatches=\(packetMarkMismatches) packet_mark_suspects=\(packetMarkSuspects) \(um) "
             + "walled_garden=\(localAnswers["walled-garden", default: 0]) blocked=\(localAnswers["blocked", default: 0]) "
             + "local=\(localAnswers["local", default: 0]) private_reverse=\(localAnswers["private-reverse", default: 0]) "
             + "reloads=\(reloads) cache_hits=\(cacheHits) stale_served=\(staleServed) coalesced=\(coalesced) "

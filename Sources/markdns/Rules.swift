@@ -1,5 +1,11 @@
 import ArgumentParser
 import MarkPolicy
+import MarkSessions
+import Sessions
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Rules: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -66,7 +72,7 @@ struct Rules: ParsableCommand {
         }
         switch format {
         case .nft:
-            let text = NftablesRenderer.render(policy, source: config)
+            let text = NftablesRenderer.render(policy, source: config, sessions: try liveSessions(policy, required: apply))
             if apply {
                 try check("nft", ["-f", "-"], input: text)
                 for line in RoutingHints.commands(policy) { print("# run once per boot: \(line)") }
@@ -79,11 +85,35 @@ struct Rules: ParsableCommand {
                 }
             }
         case .iptables:
+            if policy.hasSessions {
+                FileHandleStderr.write("markdns: warning: sessions need the nft ruleset (session sets in table inet markdns); the iptables rules have none, so `markdns session login` will fail\n")
+            }
             if apply {
                 try families.forEach { try applyIptables(policy, $0.renderer) }
             } else {
                 print(IptablesRenderer.render(policy, family: family!.renderer, source: config), terminator: "")
             }
+        }
+    }
+
+    /// The live sessions of the policy's session store, as map elements, so that loading the
+    /// rules keeps every admitted client (expired ones are left out; `serve` prunes them).
+    /// With --apply a store that cannot be read is an error (loading without it would log
+    /// everyone out); printing warns and renders empty maps.
+    private func liveSessions(_ policy: PolicyConfig, required: Bool) throws -> [KernelElement] {
+        guard policy.hasSessions, access(policy.sessions.database, F_OK) == 0 else { return [] }
+        do {
+            let store = try SQLiteSessionStore(path: policy.sessions.database)
+            var machine = SessionStateMachine(rules: policy.sessionRules)
+            let now = Int64(time(nil))
+            for a in machine.reapply(stored: try store.load(), rules: policy.sessionRules, now: now) {
+                if case .kernelReplaceAll(let elements) = a { return elements }
+            }
+            return []
+        } catch {
+            FileHandleStderr.write("markdns: \(error)\(required ? "" : " (session maps printed empty)")\n")
+            if required { throw ExitCode(1) }
+            return []
         }
     }
 

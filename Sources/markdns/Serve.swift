@@ -213,6 +213,17 @@ struct Serve: ParsableCommand {
             Glibc.exit(1)
         }
         if probeUpstreams { UpstreamProbe.start(policy.pools.flatMap(\.servers), logger: logger) }
+        let sessions: SessionSetup?
+        if policy.hasSessions {
+            do { sessions = try SessionSetup.start(policy, logger: logger) } catch {
+                FileHandleStderr.write("markdns: \(error.description)\n")
+                _ = forwarder.shutdown(drainTimeout: .zero)
+                Glibc.exit(1)
+            }
+        } else {
+            sessions = nil
+        }
+        sessions?.install(into: observability.extensions)
         waitForTermination(onReopen: { observability.reopenLog() }, onReload: {
             guard self.config != nil else {
                 forwarder.reloadLocalData()
@@ -223,6 +234,7 @@ struct Serve: ParsableCommand {
                 let policy = try self.effectivePolicy()
                 forwarder.reload(PolicyEngine(policy))
                 observability.reloaded(policy)
+                sessions?.reloaded(policy)
                 logger.notice("reloaded policy \(self.config ?? ""): \(policy.marks.count) marks, \(policy.clients.count) clients, \(policy.pools.count) pools")
             } catch {
                 logger.error("reload failed, the previous policy stays in force: \(error)")
@@ -231,6 +243,7 @@ struct Serve: ParsableCommand {
         })
         logger.info("stopping: draining queries in flight")
         observability.stopListener()
+        sessions?.stop()
         let counters = forwarder.shutdown(drainTimeout: .seconds(Int64(drainTimeout)))
         observability.stopLog()
         logger.info("stats: \(counters.summary)")

@@ -51,11 +51,13 @@ struct PacketMarkTrustTests {
         #expect(t.step(packetMark: 0) == .lookup(verify: 0), "a trusted loop still looks 0 up")
     }
 
-    @Test func oneMismatchTurnsTrustOffUntilReset() {
+    @Test func aRepeatedMismatchTurnsTrustOffUntilReset() {
         var t = PacketMarkTrust(mode: .auto, warmup: 2, sampleEvery: 1)
         _ = run(&t, 2, mark: 0x10, connmark: .found(0x10))
         #expect(t.state == .trusted)
         #expect(t.step(packetMark: 0x10) == .lookup(verify: 0x10))
+        #expect(t.verified(packetMark: 0x10, lookup: .found(0x11)) == .suspect)
+        #expect(t.state == .trusted && t.suspicious)
         #expect(t.verified(packetMark: 0x10, lookup: .found(0x11)) == .mismatch(first: true))
         #expect(t.state == .distrusted)
         #expect(t.step(packetMark: 0x10) == .lookup(verify: nil))
@@ -66,8 +68,10 @@ struct PacketMarkTrustTests {
 
     @Test func markedPacketWithoutEntryOrZeroPacketWithConnmarkIsAMismatch() {
         var a = PacketMarkTrust(warmup: 2)
+        #expect(a.verified(packetMark: 0x10, lookup: .notFound) == .suspect)
         #expect(a.verified(packetMark: 0x10, lookup: .notFound) == .mismatch(first: true))
         var b = PacketMarkTrust(warmup: 2)
+        #expect(b.verified(packetMark: 0, lookup: .found(0x10)) == .suspect)
         #expect(b.verified(packetMark: 0, lookup: .found(0x10)) == .mismatch(first: true),
                 "the connmark is not restored onto packets")
         var c = PacketMarkTrust(warmup: 2)
@@ -84,7 +88,21 @@ struct PacketMarkTrustTests {
         #expect(t.step(packetMark: 0x31234) == .usePacket(0x31234))
         #expect(t.step(packetMark: 0x0034) == .lookup(verify: 0x0034), "nothing in our bits: looked up")
         #expect(t.verified(packetMark: 0x0034, lookup: .notFound) == .agreed)
-        #expect(t.verified(packetMark: 0x1234, lookup: .found(0x1334)) == .mismatch(first: true))
+        #expect(t.verified(packetMark: 0x1234, lookup: .found(0x1334)) == .suspect)
+    }
+
+    /// A connmark changed (a session login) between a packet's restore and the lookup: one
+    /// disagreement, then the flow's next query agrees. Trust and the shortcut stay.
+    @Test func aMarkChangeRaceDoesNotCostTheShortcut() {
+        var t = PacketMarkTrust(mode: .auto, warmup: 1, sampleEvery: 1000)
+        #expect(t.verified(packetMark: 0x300, lookup: .found(0x300)) == .agreed)
+        #expect(t.verified(packetMark: 0x100, lookup: .found(0x100)) == .agreed)
+        #expect(t.step(packetMark: 0x300) == .usePacket(0x300))
+        #expect(t.verified(packetMark: 0x300, lookup: .found(0x100)) == .suspect)
+        #expect(t.step(packetMark: 0x100) == .lookup(verify: 0x100), "while suspicious, every marked query is compared")
+        #expect(t.verified(packetMark: 0x100, lookup: .found(0x100)) == .agreed)
+        #expect(t.state == .trusted && !t.suspicious)
+        #expect(t.step(packetMark: 0x100) == .usePacket(0x100))
     }
 
     @Test func conntrackModeAndMissingPacketMarksAlwaysLookUp() {

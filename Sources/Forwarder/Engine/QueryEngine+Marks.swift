@@ -35,6 +35,10 @@ extension QueryEngine {
                     }
                     logger.warning("packet mark \(hex(verify)) differs from connmark \(connmark) of \(flow): the ruleset does not restore the connmark onto packets before they reach markdns (meta mark set ct mark / CONNMARK --restore-mark), or changes it afterwards; looking every connmark up with ctnetlink until the next reload")
                 }
+            case .suspect:
+                // Once is a connmark change racing this query (sessions make that routine);
+                // the lookup's mark is used and the next marked query is compared.
+                core.counters.packetMarkSuspects += 1
             case .inconclusive:
                 break
             }

@@ -1,0 +1,107 @@
+import Dispatch
+import Logging
+import MarkPolicy
+import MarkSessions
+import Observability
+import Sessions
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `serve`'s sessions, when the policy has a mark with `sessions = true`: the SQLite store,
+/// the service (re-applied at start-up and on SIGHUP), the control socket, the expiry tick.
+/// @unchecked: the timer is set up once, then only cancelled.
+final class SessionSetup: @unchecked Sendable {
+    let service: SessionService
+    private let control: SessionControl
+    private let portal: CaptivePortalAPI?
+    private let timer: any DispatchSourceTimer
+    private let logger: Logger
+
+    struct StartError: Error, CustomStringConvertible { let description: String }
+
+    static func start(_ policy: PolicyConfig, logger: Logger) throws(StartError) -> SessionSetup {
+        let cfg = policy.sessions
+        let store: SQLiteSessionStore
+        do {
+            makeParent(of: cfg.database, mode: 0o750)
+            store = try SQLiteSessionStore(path: cfg.database)
+        } catch {
+            throw StartError(description: error.description)
+        }
+        let service = SessionService(policy: policy, store: store, kernel: SessionKernelShell(), logger: logger,
+                                     clock: { Int64(time(nil)) })
+        switch service.reapply(policy) {
+        case .success(let n): logger.notice("sessions: \(n) live session(s) re-applied from \(cfg.database)")
+        case .failure(let e): logger.error("sessions: cannot re-apply the stored sessions: \(e)")
+        }
+        let control: SessionControl
+        do {
+            makeParent(of: cfg.control, mode: 0o755)
+            control = try SessionControl.start(path: cfg.control, service: service)
+        } catch {
+            throw StartError(description: "cannot listen on the control socket \(cfg.control): \(error)")
+        }
+        logger.info("sessions: control socket \(cfg.control)")
+        var portal: CaptivePortalAPI? = nil
+        if let api = cfg.portalAPI {
+            do { portal = try CaptivePortalAPI.start(api, service: service) } catch {
+                control.stop()
+                throw StartError(description: "cannot listen on \(api) for the Captive Portal API: \(error)")
+            }
+            logger.info("sessions: Captive Portal API on http://\(api)\(CaptivePortalAPI.path)")
+        }
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "markdns.sessions"))
+        timer.schedule(deadline: .now() + .seconds(1), repeating: .seconds(1), leeway: .milliseconds(100))
+        timer.setEventHandler { service.expire() }
+        timer.resume()
+        return SessionSetup(service: service, control: control, portal: portal, timer: timer, logger: logger)
+    }
+
+    private init(service: SessionService, control: SessionControl, portal: CaptivePortalAPI?,
+                 timer: any DispatchSourceTimer, logger: Logger) {
+        self.service = service; self.control = control; self.portal = portal; self.timer = timer; self.logger = logger
+    }
+
+    /// SIGHUP: the new policy's session rules, every stored session re-applied.
+    func reloaded(_ policy: PolicyConfig) {
+        switch service.reapply(policy) {
+        case .success(let n): logger.notice("sessions: \(n) live session(s) re-applied")
+        case .failure(let e): logger.error("sessions: re-apply failed: \(e)")
+        }
+    }
+
+    /// Session metrics (bounded labels: mark names) and `/sessions` (per-user figures) on
+    /// the metrics listener.
+    func install(into extensions: MetricsExtensions) {
+        let service = self.service
+        extensions.install((update: { metrics in
+            let c = service.snapshot
+            metrics.mirror("markdns_session_logins_total", total: c.logins)
+            metrics.mirror("markdns_session_logouts_total", total: c.logouts)
+            metrics.mirror("markdns_session_expiries_total", total: c.expiries)
+            metrics.mirror("markdns_session_apply_failures_total", total: c.applyFailures)
+            let live = service.live()
+            for m in service.currentPolicy.marks where m.sessions {
+                metrics.set("markdns_sessions_live", ["mark", m.name], to: Double(live.filter { $0.markName == m.name }.count))
+            }
+        }, sessions: {
+            let live = service.live()
+            let traffic = SessionControl.perUserTraffic(live, service)
+            return Array(JSONText.sessions(live, now: service.now, traffic: { traffic[$0.client.description] }).utf8)
+        }))
+    }
+
+    func stop() {
+        timer.cancel()
+        portal?.stop()
+        control.stop()
+    }
+
+    /// Creates the directory a file goes in, when missing (one level: /run/markdns).
+    private static func makeParent(of path: String, mode: mode_t) {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
+        _ = mkdir(String(path[..<slash]), mode)
+    }
+}
