@@ -35,12 +35,6 @@ final class SessionKernelShell: SessionKernel {
     /// IPv4 addresses of a MAC from /proc/net/arp ("IP HWtype Flags HWaddress Mask Device").
     static func neighbours(of mac: MACAddress) -> [IPAddress] {
         guard let text = try? PolicyLoading.readFile("/proc/net/arp") else { return [] }
-        var out: [IPAddress] = []
-        for line in text.split(separator: "\n").dropFirst() {
-            let f = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard f.count >= 4, MACAddress(String(f[3])) == mac, let a = IPAddress(String(f[0])) else { continue }
-            out.append(a)
-        }
-        return out
+        return ProcNetARP.parse(text).compactMap { $0.value == mac ? $0.key : nil }
     }
 }

@@ -7,7 +7,7 @@ import Glibc
 
 /// IPv4 address -> MAC from the kernel's neighbour table (/proc/net/arp), re-read at most
 /// once per `refreshSeconds` and only when a MAC selector needs it. Parsing is pure and
-/// tested; reading is one small file.
+/// tested (MarkCore `ProcNetARP`); reading is one small file.
 final class NeighbourTable {
     private var table: [IPAddress: [UInt8]] = [:]
     private var loadedAt: Double = -1e9
@@ -22,23 +22,10 @@ final class NeighbourTable {
     func mac(for address: IPAddress) -> [UInt8]? {
         let now = Double(NIODeadline.now().uptimeNanoseconds) / 1e9
         if now - loadedAt > refreshSeconds || (table[address] == nil && now - loadedAt > 1) {
-            if let text = readSmallFile(path) { table = NeighbourTable.parseProcNetARP(text) }
+            if let text = readSmallFile(path) { table = ProcNetARP.parse(text).mapValues(\.bytes) }
             loadedAt = now
         }
         return table[address]
-    }
-
-    /// Parses /proc/net/arp: "IP address HW type Flags HW address Mask Device"; only
-    /// complete entries (flags 0x2) count.
-    static func parseProcNetARP(_ text: String) -> [IPAddress: [UInt8]] {
-        var out: [IPAddress: [UInt8]] = [:]
-        for line in text.split(separator: "\n").dropFirst() {
-            let f = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard f.count >= 4, let ip = IPAddress(String(f[0])), f[2] == "0x2" else { continue }
-            let parts = f[3].split(separator: ":").compactMap { UInt8($0, radix: 16) }
-            if parts.count == 6 { out[ip] = parts }
-        }
-        return out
     }
 }
 
