@@ -62,7 +62,7 @@ lab_wait_answer() {
     local _
     for _ in $(seq 120); do
         printf 'probe.bench.test A\n' | nsx dnsperf -s "$1" -a 127.0.0.10 -n 1 -t 1 2>&1 \
-            | grep -q 'Queries completed: *1 ' && return 0
+            | grep 'Queries completed: *1 ' >/dev/null && return 0
         sleep 0.5
     done
     echo "no answer from $1" >&2

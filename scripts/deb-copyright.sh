@@ -30,7 +30,7 @@ Component: Swift standard library, FoundationEssentials, Dispatch
 Copyright: Apple Inc. and the Swift project authors
 License: Apache-2.0 with Runtime Library Exception
 EOF
-echo " Embedded from the Swift $(swift --version 2>/dev/null | sed -n 's/.*Swift version \([^ ]*\).*/\1/p' | head -1) toolchain."
+echo " Embedded from the Swift $(swift --version 2>/dev/null | sed -n 's/.*Swift version \([^ ]*\).*/\1/p' | sed -n 1p) toolchain."
 cat <<'EOF'
  .
  On Debian systems the full text of the Apache License 2.0 is in

@@ -19,7 +19,7 @@ WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
     # Everything started inside the namespace, whatever started it.
-    if ip netns list 2>/dev/null | grep -qw "$NS"; then
+    if ip netns list 2>/dev/null | grep -w "$NS" >/dev/null; then
         ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null || true
         sleep 0.3
         ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
@@ -49,7 +49,7 @@ echo "== markdns at 127.0.0.1:53 -> 127.0.0.2:5353"
 ip netns exec "$NS" "$BIN" --listen 127.0.0.1:53 --upstream 127.0.0.2:5353 2>"$WORK/markdns.log" &
 PIDS+=($!)
 for _ in $(seq 50); do
-    in_ns dig +short +time=1 +tries=1 @127.0.0.1 ready.example.test 2>/dev/null | grep -q 192.0.2.7 && break
+    in_ns dig +short +time=1 +tries=1 @127.0.0.1 ready.example.test 2>/dev/null | grep 192.0.2.7 >/dev/null && break
     sleep 0.2
 done
 in_ns conntrack -F 2>/dev/null

@@ -7,7 +7,7 @@ pkgs=(pkg-config libnetfilter-conntrack-dev libmnl-dev libsqlite3-dev iproute2 n
       dpkg-dev binutils debootstrap systemd-container)
 missing=()
 for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "install-deps: installing ${missing[*]}" >&2

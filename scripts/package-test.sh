@@ -27,8 +27,8 @@ done
 ARCH=$(dpkg --print-architecture)
 SUITE=bookworm
 # The machine's configured Debian mirror (deb822 or one-line sources), else deb.debian.org.
-MIRROR=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ && $2 ~ /debian\/?$/ {print $2; exit}')
-[ -n "$MIRROR" ] || MIRROR=$(cat /etc/apt/sources.list 2>/dev/null | awk '$1 == "deb" && $3 ~ /^'"$SUITE"'$/ {print $2; exit}')
+MIRROR=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ && $2 ~ /debian\/?$/ && !f {print $2; f = 1}')
+[ -n "$MIRROR" ] || MIRROR=$(cat /etc/apt/sources.list 2>/dev/null | awk '$1 == "deb" && $3 ~ /^'"$SUITE"'$/ && !f {print $2; f = 1}')
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 
 echo "== package"
@@ -61,7 +61,7 @@ cleanup() {
         for _ in $(seq 100); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.2; done
         kill -KILL "$NSPAWN_PID" 2>/dev/null
     fi
-    if ip netns list 2>/dev/null | grep -qw "$NS"; then
+    if ip netns list 2>/dev/null | grep -w "$NS" >/dev/null; then
         ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null; sleep 0.3
         ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null
         ip netns del "$NS"
@@ -96,7 +96,7 @@ for p in $NEW; do
     grep -qx "$p" <<<"$CLOSURE" || fail "$p was installed but is not in markdns's Depends closure"
 done
 ok "installed: $NEW(all from Depends)"
-in_chroot dpkg-query -W -f '${Conffiles}\n' markdns | grep -q '/etc/markdns/markdns.toml' || fail "markdns.toml is not a conffile"
+in_chroot dpkg-query -W -f '${Conffiles}\n' markdns | grep '/etc/markdns/markdns.toml' >/dev/null || fail "markdns.toml is not a conffile"
 in_chroot sh -c 'ldd /usr/sbin/markdns' > "$WORK/ldd" || fail "ldd failed: $(cat "$WORK/ldd")"
 ! grep -q 'not found' "$WORK/ldd" || fail "libraries missing in the chroot: $(grep 'not found' "$WORK/ldd")"
 BIN_SIZE=$(stat -c %s "$ROOT/usr/sbin/markdns")
@@ -130,7 +130,7 @@ for f in "$ROOT"/etc/markdns/markdns.toml "$ROOT"/usr/share/doc/markdns/examples
 done
 ok "check: the shipped config and every example"
 in_root /usr/sbin/markdns rules --config /etc/markdns/markdns.toml --apply > /dev/null || fail "rules --apply (nft)"
-in_ns nft list table inet markdns | grep -q 'ct mark set meta mark' || fail "rules --apply loaded no rules"
+in_ns nft list table inet markdns | grep 'ct mark set meta mark' >/dev/null || fail "rules --apply loaded no rules"
 ok "rules --apply loaded table inet markdns with the chroot's nft"
 
 in_ns nft -f conf/nftables.conf
@@ -144,7 +144,7 @@ CONF=$ROOT/etc/markdns/markdns.toml
 sed -i 's|^listen = \["192.168.1.1:53"\]|listen = ["127.0.0.1:53"]|; s|^servers = \[.*\]|servers = ["127.0.0.2:5353"]|' "$CONF"
 grep -q '^listen = \["127.0.0.1:53"\]' "$CONF" && grep -q '^servers = \["127.0.0.2:5353"\]' "$CONF" \
     || fail "could not point the shipped config at the lab"
-for _ in $(seq 50); do in_ns dig +short +time=1 +tries=1 -p 5353 @127.0.0.2 up.example.test | grep -q 192.0.2.7 && break; sleep 0.1; done
+for _ in $(seq 50); do in_ns dig +short +time=1 +tries=1 -p 5353 @127.0.0.2 up.example.test | grep 192.0.2.7 >/dev/null && break; sleep 0.1; done
 
 # Answered, and each upstream flow carries its client's mark: 0x10, 0x20 and none.
 query_marks() {   # $1: label; expects markdns at 127.0.0.1:53
@@ -165,7 +165,7 @@ echo "== the chroot's /usr/sbin/markdns in the namespace"
 T0=$(date +%s%N)
 ip netns exec "$NS" chroot "$ROOT" /usr/sbin/markdns serve --config /etc/markdns/markdns.toml 2> "$WORK/markdns.log" &
 MD=$!
-until in_ns dig +short +time=1 +tries=1 @127.0.0.1 first.example.test 2>/dev/null | grep -q 192.0.2.7; do
+until in_ns dig +short +time=1 +tries=1 @127.0.0.1 first.example.test 2>/dev/null | grep 192.0.2.7 >/dev/null; do
     kill -0 "$MD" 2>/dev/null || fail "markdns exited: $(cat "$WORK/markdns.log")"
     [ $(( ($(date +%s%N) - T0) / 1000000 )) -lt 10000 ] || fail "no answer within 10 s"
     sleep 0.01
@@ -210,7 +210,7 @@ ok "booted ($s)"
 [ "$(in_ct systemctl is-active markdns || true)" = inactive ] || fail "markdns.service runs after install"
 ok "installed disabled and not running"
 in_ct systemctl enable --now markdns > /dev/null 2>&1 || fail "systemctl enable --now: $(in_ct journalctl -u markdns --no-pager | tail)"
-for _ in $(seq 100); do in_ns dig +short +time=1 +tries=1 @127.0.0.1 unit.example.test 2>/dev/null | grep -q 192.0.2.7 && break; sleep 0.1; done
+for _ in $(seq 100); do in_ns dig +short +time=1 +tries=1 @127.0.0.1 unit.example.test 2>/dev/null | grep 192.0.2.7 >/dev/null && break; sleep 0.1; done
 [ "$(in_ct systemctl is-active markdns)" = active ] || fail "unit not active: $(in_ct journalctl -u markdns --no-pager | tail)"
 MAIN=$(in_ct systemctl show -p MainPID --value markdns)
 STATUS=$(in_ct cat "/proc/$MAIN/status")
@@ -231,15 +231,15 @@ name = "ten"
 action = "refuse"
 EOF
 in_ct systemctl reload markdns || fail "systemctl reload failed: $(in_ct journalctl -u markdns --no-pager | tail)"
-for _ in $(seq 50); do in_ct journalctl -u markdns --no-pager | grep -q 'reloaded policy /etc/markdns/markdns.toml: 1 marks' && break; sleep 0.1; done
-in_ct journalctl -u markdns --no-pager | grep -q 'reloaded policy /etc/markdns/markdns.toml: 1 marks' \
+for _ in $(seq 50); do in_ct journalctl -u markdns --no-pager | grep 'reloaded policy /etc/markdns/markdns.toml: 1 marks' >/dev/null && break; sleep 0.1; done
+in_ct journalctl -u markdns --no-pager | grep 'reloaded policy /etc/markdns/markdns.toml: 1 marks' >/dev/null \
     || fail "no reload in the journal: $(in_ct journalctl -u markdns --no-pager | tail)"
-in_ns dig +time=2 +tries=1 -b 127.0.0.10 @127.0.0.1 after-reload.example.test | grep -q 'status: REFUSED' \
+in_ns dig +time=2 +tries=1 -b 127.0.0.10 @127.0.0.1 after-reload.example.test | grep 'status: REFUSED' >/dev/null \
     || fail "mark 0x10 not refused after the reload"
 [ "$(in_ns dig +short -b 127.0.0.11 @127.0.0.1 after-reload.example.test)" = 192.0.2.7 ] || fail "mark 0x20 not answered after the reload"
 ok "systemctl reload: journal 'reloaded policy', mark 0x10 now REFUSED, 0x20 still answered"
 in_ct systemctl stop markdns
-in_ct journalctl -u markdns --no-pager | grep -q 'stats:' || fail "no stats line after systemctl stop"
+in_ct journalctl -u markdns --no-pager | grep 'stats:' >/dev/null || fail "no stats line after systemctl stop"
 ok "systemctl stop: drained and exited"
 kill -TERM "$NSPAWN_PID"
 for _ in $(seq 150); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.2; done

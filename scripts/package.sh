@@ -110,12 +110,14 @@ printf 'Source: markdns\n\nPackage: markdns\nArchitecture: any\n' > "$STAGE/shli
 SHLIBS=$(cd "$STAGE/shlibs" && dpkg-shlibdeps -O "$ROOT/usr/sbin/markdns" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 [ -n "$SHLIBS" ] || { echo "package: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
 for lib in $(objdump -p "$BIN" | awk '/NEEDED/ {print $2}'); do
-    path=$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')
+    # Readers that stop early (awk exit, head, grep -q) would SIGPIPE the writer: pipefail
+    # turns that into exit 141 (the CI failure of 3e03a9e). Read to the end instead.
+    path=$(ldconfig -p | awk -v l="$lib" '$1 == l && !f {print $NF; f = 1}')
     [ -n "$path" ] || { echo "package: $lib (NEEDED) not found by ldconfig" >&2; exit 1; }
     # dpkg knows a file by the path its package ships (/lib/... or /usr/lib/... under usrmerge).
     pkg=""
     for p in "$path" "$(readlink -f "$path")" "/usr$path" "${path#/usr}"; do
-        pkg=$(dpkg -S "$p" 2>/dev/null | head -1 | cut -d: -f1) && [ -n "$pkg" ] && break
+        pkg=$(dpkg -S "$p" 2>/dev/null | sed -n 1p | cut -d: -f1) && [ -n "$pkg" ] && break
     done
     [ -n "$pkg" ] || { echo "package: no Debian package ships $path ($lib)" >&2; exit 1; }
     case ", $SHLIBS," in

@@ -128,7 +128,7 @@ ip netns exec "$NS" "$MARKDNS_BIN" --listen 127.0.0.1:53 --upstream 127.0.0.2:53
     $MARKDNS_ARGS >"$WORK/markdns.log" 2>&1 &
 MD=$!
 for _ in $(seq 50); do
-    nsx dig +time=1 +tries=1 +short -b 127.0.0.10 @127.0.0.1 probe.example.test 2>/dev/null | grep -q 192.0.2.7 && break
+    nsx dig +time=1 +tries=1 +short -b 127.0.0.10 @127.0.0.1 probe.example.test 2>/dev/null | grep 192.0.2.7 >/dev/null && break
     kill -0 "$MD" 2>/dev/null || { cat "$WORK/markdns.log" >&2; die "markdns exited at start"; }
     sleep 0.2
 done
@@ -191,8 +191,8 @@ n=${#FDS[@]}
 q=$(( n / 4 > 0 ? n / 4 : 1 ))
 read -r fd_first fd_last fd_max < <(printf '%s\n' "${FDS[@]}" | awk 'NR == 1 { f = $1 } { l = $1; if ($1 > m) m = $1 } END { print f, l, m }')
 read -r rss_first rss_last rss_max < <(printf '%s\n' "${RSS[@]}" | awk 'NR == 1 { f = $1 } { l = $1; if ($1 > m) m = $1 } END { print f, l, m }')
-rss_q1=$(printf '%s\n' "${RSS[@]}" | head -n "$q" | sort -n | tail -1)
-fd_q1=$(printf '%s\n' "${FDS[@]}" | head -n "$q" | sort -n | tail -1)
+rss_q1=$(printf '%s\n' "${RSS[@]}" | sed -n "1,${q}p" | sort -n | tail -1)
+fd_q1=$(printf '%s\n' "${FDS[@]}" | sed -n "1,${q}p" | sort -n | tail -1)
 fd_q4=$(printf '%s\n' "${FDS[@]}" | tail -n "$q" | sort -n | tail -1)
 echo
 echo "samples: $n   fds first/last/max: $fd_first/$fd_last/$fd_max (max of first/last quarter $fd_q1/$fd_q4)" \
