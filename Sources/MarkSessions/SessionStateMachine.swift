@@ -73,13 +73,18 @@ public struct SessionStateMachine: Sendable {
         return .success(actions)
     }
 
-    /// Sessions past their end: out of the store, their connmarks cleared. Their kernel
-    /// elements have already timed out.
+    /// Sessions past their end: out of the store and the kernel, their connmarks cleared.
+    /// The kernel's element may outlive the record by up to a second (its timeout runs from
+    /// the add, the record's in whole seconds), or be gone already: it is added (a no-op when
+    /// present) and deleted in one transaction, which holds either way.
     public mutating func expire(now: Int64) -> [SessionAction] {
         var actions: [SessionAction] = []
         for s in sessions.values.sorted(by: { $0.client < $1.client }) where !s.isLive(at: now) {
             sessions[s.client] = nil
-            actions += [.storeDelete(s.client), .connmark(client: s.client, mark: 0, mask: rules.mask),
+            actions += [.storeDelete(s.client),
+                        .kernelAdd(element(s, now: now)),
+                        .kernelDelete(set: SessionMaps.name(mark: s.markName, family: s.client.family), client: s.client),
+                        .connmark(client: s.client, mark: 0, mask: rules.mask),
                         .markChanged(client: s.client, mark: 0)]
         }
         return actions

@@ -86,7 +86,9 @@ public final class SessionService: @unchecked Sendable {
             let actions = next.expire(now: clock())
             guard !actions.isEmpty else { return }
             let n = actions.filter { if case .storeDelete = $0 { true } else { false } }.count
-            if perform(actions, next: next) == nil {
+            // Expiry is not held up by the kernel: without the session sets (rules not
+            // loaded) the records still end; the failure is logged and counted.
+            if perform(actions, next: next, kernelRequired: false) == nil {
                 counters.expiries += n
                 logger.info("\(n) session(s) expired")
             }
@@ -129,8 +131,9 @@ public final class SessionService: @unchecked Sendable {
     /// Called with the lock held.
     /// `previousRows`: the store's rows before the actions (default: the machine's sessions),
     /// put back when nft fails.
+    /// `kernelRequired` false: an nft failure is logged and counted, and the rest goes on.
     private func perform(_ actions: [SessionAction], next: SessionStateMachine,
-                         previousRows: [SessionClient: Session]? = nil) -> Failure? {
+                         previousRows: [SessionClient: Session]? = nil, kernelRequired: Bool = true) -> Failure? {
         let previous = previousRows ?? machine.sessions
         do throws(SessionStoreError) {
             try store.perform(actions)
@@ -144,6 +147,9 @@ public final class SessionService: @unchecked Sendable {
         if !script.isEmpty {
             do {
                 try kernel.nft(script)
+            } catch where !kernelRequired {
+                counters.applyFailures += 1
+                logger.warning("session sets not updated: nft failed: \(error)")
             } catch {
                 counters.applyFailures += 1
                 // Put the store back: the rows the actions touched, as they were.

@@ -97,8 +97,17 @@ struct SessionStateMachineTests {
             .connmark(client: Self.c, mark: 0, mask: 0xffff), .markChanged(client: Self.c, mark: 0),
         ])
         #expect(m.expire(now: 4) == [])
-        #expect(m.expire(now: 5) == [.storeDelete(Self.a), .connmark(client: Self.a, mark: 0, mask: 0xffff),
-                                     .markChanged(client: Self.a, mark: 0)])
+        let expiry = m.expire(now: 5)
+        #expect(expiry == [.storeDelete(Self.a),
+                           .kernelAdd(KernelElement(set: "session_guest_v4", client: Self.a, value: nil, timeout: 1)),
+                           .kernelDelete(set: "session_guest_v4", client: Self.a),
+                           .connmark(client: Self.a, mark: 0, mask: 0xffff), .markChanged(client: Self.a, mark: 0)])
+        // One transaction that holds whether the kernel still has the element or not.
+        #expect(SessionMaps.script(expiry, sets: [], maps: []) == """
+            add element inet markdns session_guest_v4 { \(Self.a) timeout 1s }
+            delete element inet markdns session_guest_v4 { \(Self.a) }
+
+            """)
         #expect(m.sessions.isEmpty)
         #expect(m.logout(Self.a, now: 6) == .failure(.noSession(Self.a)))
     }
