@@ -19,6 +19,10 @@
 #define PR_CAP_AMBIENT 47
 #define PR_CAP_AMBIENT_CLEAR_ALL 4
 #endif
+#ifndef PR_CAP_AMBIENT_RAISE
+#define PR_CAP_AMBIENT_IS_SET 1
+#define PR_CAP_AMBIENT_RAISE 2
+#endif
 
 /// PR_SET_KEEPCAPS: keep the permitted set when all UIDs leave 0 (setuid).
 static inline int markdns_set_keepcaps(int on) {
@@ -50,16 +54,28 @@ static inline int markdns_clear_ambient(void) {
     return prctl(PR_CAP_AMBIENT, (unsigned long)PR_CAP_AMBIENT_CLEAR_ALL, 0UL, 0UL, 0UL) == 0 ? 0 : -errno;
 }
 
-/// capset(2) on the calling thread: permitted and effective as given, inheritable empty.
-static inline int markdns_capset(uint64_t permitted, uint64_t effective) {
+/// Adds capability `cap` to the ambient set: a program this thread runs (execve) gets it in
+/// its permitted and effective sets. It must be permitted and inheritable already.
+static inline int markdns_raise_ambient(unsigned long cap) {
+    return prctl(PR_CAP_AMBIENT, (unsigned long)PR_CAP_AMBIENT_RAISE, cap, 0UL, 0UL) == 0 ? 0 : -errno;
+}
+
+/// 1 when `cap` is in the calling thread's ambient set, 0 when not, -errno on failure.
+static inline int markdns_ambient_is_set(unsigned long cap) {
+    int rc = prctl(PR_CAP_AMBIENT, (unsigned long)PR_CAP_AMBIENT_IS_SET, cap, 0UL, 0UL);
+    return rc < 0 ? -errno : rc;
+}
+
+/// capset(2) on the calling thread: the permitted, effective and inheritable sets as given.
+static inline int markdns_capset(uint64_t permitted, uint64_t effective, uint64_t inheritable) {
     struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
     struct __user_cap_data_struct data[2];
     data[0].permitted = (uint32_t)permitted;
     data[1].permitted = (uint32_t)(permitted >> 32);
     data[0].effective = (uint32_t)effective;
     data[1].effective = (uint32_t)(effective >> 32);
-    data[0].inheritable = 0;
-    data[1].inheritable = 0;
+    data[0].inheritable = (uint32_t)inheritable;
+    data[1].inheritable = (uint32_t)(inheritable >> 32);
     return syscall(SYS_capset, &header, data) == 0 ? 0 : -errno;
 }
 

@@ -1,4 +1,3 @@
-import Dispatch
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -25,13 +24,28 @@ public struct HTTPRequestInfo: Sendable {
 }
 
 /// The `--metrics ADDR:PORT` listener (and the session control socket and Captive Portal
-/// API): HTTP/1.1 (NIOHTTP1) on a thread of its own, one response per connection. Routes
-/// run off the event loop (a scrape may dump the conntrack table or wait on the DNS loop
-/// for its counters; a session login runs nft).
+/// API): HTTP/1.1 (NIOHTTP1) on a thread of its own, one response per connection.
+///
+/// Where routes run (`RouteThread`) is chosen, never left to Dispatch: after `serve --user`
+/// only threads markdns made or parked at the right moment keep CAP_NET_ADMIN, and a route
+/// may need it (a scrape dumps the conntrack table, a session login runs nft and rewrites
+/// connmarks). A Dispatch worker may be one made before the drop, with no capability.
 public final class MetricsHTTPServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
+    private let pool: NIOThreadPool?
     private let channel: any Channel
     public let localAddress: SocketAddress?
+    /// The one loop that serves every request.
+    public var eventLoop: any EventLoop { channel.eventLoop }
+
+    public enum RouteThread: Sendable {
+        /// On the server's loop thread, one request at a time (a route that must never wait
+        /// on an event loop future; the session control socket).
+        case eventLoop
+        /// On one blocking thread started with the server, so created by the thread that
+        /// starts it (routes that wait on the DNS loops for their counters: the metrics).
+        case pool
+    }
 
     /// GET and HEAD only: `route` gets the path and the query string.
     public static func start(host: String, port: Int,
@@ -51,15 +65,18 @@ public final class MetricsHTTPServer: Sendable {
         case unix(path: String)
     }
 
-    public static func start(_ bind: Bind, route: @escaping @Sendable (HTTPRequestInfo) -> HTTPReply) throws -> MetricsHTTPServer {
+    public static func start(_ bind: Bind, routes: RouteThread = .pool,
+                             route: @escaping @Sendable (HTTPRequestInfo) -> HTTPReply) throws -> MetricsHTTPServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let pool: NIOThreadPool? = routes == .pool ? NIOThreadPool(numberOfThreads: 1) : nil
+        pool?.start()
         do {
             let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 32)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(route: route))
+                        try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(route: route, pool: pool))
                     }
                 }
             let channel: any Channel
@@ -70,15 +87,17 @@ public final class MetricsHTTPServer: Sendable {
             case let .unix(path):
                 channel = try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
             }
-            return MetricsHTTPServer(group: group, channel: channel)
+            return MetricsHTTPServer(group: group, pool: pool, channel: channel)
         } catch {
             try? group.syncShutdownGracefully()
+            try? pool?.syncShutdownGracefully()
             throw error
         }
     }
 
-    private init(group: MultiThreadedEventLoopGroup, channel: any Channel) {
+    private init(group: MultiThreadedEventLoopGroup, pool: NIOThreadPool?, channel: any Channel) {
         self.group = group
+        self.pool = pool
         self.channel = channel
         self.localAddress = channel.localAddress
     }
@@ -86,6 +105,7 @@ public final class MetricsHTTPServer: Sendable {
     public func stop() {
         try? channel.close().wait()
         try? group.syncShutdownGracefully()
+        try? pool?.syncShutdownGracefully()
     }
 }
 
@@ -94,10 +114,12 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let route: @Sendable (HTTPRequestInfo) -> HTTPReply
+    private let pool: NIOThreadPool?
     private var request: HTTPRequestHead?
 
-    init(route: @escaping @Sendable (HTTPRequestInfo) -> HTTPReply) {
+    init(route: @escaping @Sendable (HTTPRequestInfo) -> HTTPReply, pool: NIOThreadPool?) {
         self.route = route
+        self.pool = pool
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -109,16 +131,19 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         case .end:
             guard let head = request else { return }
             request = nil
-            let route = self.route
-            let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
             let info = HTTPRequestInfo(method: head.method, uri: head.uri, remote: context.channel.remoteAddress)
             let isHead = head.method == .HEAD
             let version = head.version
-            DispatchQueue.global().async {
-                let reply = route(info)
-                bound.eventLoop.execute {
-                    bound.value.handler.respond(reply, version: version, bodyless: isHead, context: bound.value.context)
-                }
+            guard let pool else {
+                respond(route(info), version: version, bodyless: isHead, context: context)
+                return
+            }
+            let route = self.route
+            let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+            pool.runIfActive(eventLoop: context.eventLoop) { route(info) }.whenComplete { result in
+                let reply = (try? result.get()) ?? HTTPReply(status: .serviceUnavailable, contentType: "text/plain",
+                                                             body: Array("shutting down\n".utf8))
+                bound.value.handler.respond(reply, version: version, bodyless: isHead, context: bound.value.context)
             }
         }
     }

@@ -23,6 +23,10 @@ public final class SQLiteSessionStore: SessionStore {
         db = handle
         sqlite3_busy_timeout(db, 2000)
         do throws(SessionStoreError) {
+            // WAL: its two side files are made now and stay open with the connection, so
+            // the daemon keeps writing after `serve --user` has dropped root, without write
+            // access to the directory (a rollback journal is created and deleted per write).
+            try exec("PRAGMA journal_mode=WAL")
             try exec("""
                 CREATE TABLE IF NOT EXISTS sessions (
                     client TEXT PRIMARY KEY NOT NULL, mark TEXT NOT NULL, value INTEGER NOT NULL,

@@ -15,7 +15,7 @@ public final class SessionControl: Sendable {
     public let path: String
 
     public static func start(path: String, service: SessionService) throws -> SessionControl {
-        let server = try MetricsHTTPServer.start(.unix(path: path)) { route($0, service) }
+        let server = try MetricsHTTPServer.start(.unix(path: path), routes: .eventLoop) { route($0, service) }
         guard chmod(path, 0o660) == 0 else {
             server.stop()
             throw SessionStoreError("cannot chmod 0660 \(path): \(String(cString: strerror(errno)))")
@@ -24,6 +24,11 @@ public final class SessionControl: Sendable {
     }
 
     private init(server: MetricsHTTPServer, path: String) { self.server = server; self.path = path }
+
+    /// The loop every control request runs on: logins and logouts (nft, ctnetlink) happen
+    /// there, so the daemon runs its expiry and re-apply there too (one thread writes the
+    /// session state to the kernel, and it is the one that keeps CAP_NET_ADMIN under --user).
+    public var eventLoop: any EventLoop { server.eventLoop }
 
     public func stop() {
         server.stop()

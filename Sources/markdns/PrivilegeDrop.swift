@@ -19,7 +19,12 @@ import Glibc
 /// prepares itself and switches the identity once (`switchIdentity`); each thread then
 /// runs `finishThread` before its loop serves again (Forwarder.withLoopsParked). No query
 /// is handled in between, so no lookup or upstream socket ever meets a thread without
-/// CAP_NET_ADMIN. Any other thread (none is expected) ends with no capability at all.
+/// CAP_NET_ADMIN. Any other thread (the Captive Portal API's) ends with no capability at all.
+///
+/// Sessions run `nft -f -` (the session sets) from the session control loop: with
+/// `inheritNetAdmin`, CAP_NET_ADMIN is also inheritable and ambient, so that child, and only
+/// ever with that one capability (the bounding set), can still write the ruleset. Without
+/// sessions nothing is inherited: a program markdns ran would have no capability at all.
 struct PrivilegeDrop: Sendable {
     /// CAP_NET_ADMIN (linux/capability.h), the only capability kept.
     static let kept: UInt64 = 1 << 12
@@ -68,15 +73,19 @@ struct PrivilegeDrop: Sendable {
     }
 
     /// On each thread that prepared, after the switch: permitted = effective =
-    /// {CAP_NET_ADMIN}, inheritable and ambient empty, keep-caps off again. Checked.
-    static func finishThread() throws(Failure) {
-        try check(markdns_capset(kept, kept), "capset")
+    /// {CAP_NET_ADMIN}; inheritable and ambient {CAP_NET_ADMIN} with `inheritNetAdmin`, else
+    /// empty; keep-caps off again. Checked.
+    static func finishThread(inheritNetAdmin: Bool) throws(Failure) {
+        let inherit = inheritNetAdmin ? kept : 0
+        try check(markdns_capset(kept, kept, inherit), "capset")
         try check(markdns_clear_ambient(), "clearing the ambient capabilities")
+        if inheritNetAdmin { try check(markdns_raise_ambient(12), "raising CAP_NET_ADMIN in the ambient set") }
         try check(markdns_set_keepcaps(0), "PR_SET_KEEPCAPS")
         var permitted: UInt64 = 0, effective: UInt64 = 0, inheritable: UInt64 = 0
         try check(markdns_capget(&permitted, &effective, &inheritable), "capget")
-        guard permitted == kept, effective == kept, inheritable == 0 else {
-            throw Failure(description: "capabilities after the drop are permitted=\(hex(permitted)) effective=\(hex(effective)) inheritable=\(hex(inheritable)), expected only CAP_NET_ADMIN")
+        let ambient = markdns_ambient_is_set(12)
+        guard permitted == kept, effective == kept, inheritable == inherit, ambient == (inheritNetAdmin ? 1 : 0) else {
+            throw Failure(description: "capabilities after the drop are permitted=\(hex(permitted)) effective=\(hex(effective)) inheritable=\(hex(inheritable)) ambient CAP_NET_ADMIN=\(ambient), expected only CAP_NET_ADMIN\(inheritNetAdmin ? " (inheritable and ambient too)" : "")")
         }
     }
 

@@ -191,28 +191,8 @@ struct Serve: ParsableCommand {
             FileHandleStderr.write("markdns: \(error.description)\n")
             Glibc.exit(1)
         }
-        if let drop {
-            do {
-                try forwarder.withLoopsParked(before: { try PrivilegeDrop.prepareThread() }, {
-                    try PrivilegeDrop.prepareThread()
-                    try drop.switchIdentity()
-                    try PrivilegeDrop.finishThread()
-                }, after: { try PrivilegeDrop.finishThread() })
-            } catch {
-                FileHandleStderr.write("markdns: cannot drop privileges to \(drop.user): \(error)\n")
-                Glibc.exit(1)
-            }
-            logger.info("running as \(drop.user) (uid \(drop.uid), gid \(drop.gid)) with CAP_NET_ADMIN only")
-        }
-        // After the drop: the metrics server's thread is created by this one and inherits
-        // CAP_NET_ADMIN, which its conntrack dumps (accounting per mark) need.
-        do {
-            try observability.startListener(forwarder: forwarder)
-        } catch {
-            FileHandleStderr.write("markdns: \(error.description)\n")
-            Glibc.exit(1)
-        }
-        if probeUpstreams { UpstreamProbe.start(policy.pools.flatMap(\.servers), logger: logger) }
+        // Sessions start while still root (the database and the control socket live in
+        // root's directories); their control loop is parked with the forwarder's below.
         let sessions: SessionSetup?
         if policy.hasSessions {
             do { sessions = try SessionSetup.start(policy, logger: logger) } catch {
@@ -223,6 +203,30 @@ struct Serve: ParsableCommand {
         } else {
             sessions = nil
         }
+        if let drop {
+            let inherit = sessions != nil
+            do {
+                try forwarder.withLoopsParked(also: sessions.map { [$0.eventLoop] } ?? [],
+                                              before: { try PrivilegeDrop.prepareThread() }, {
+                    try PrivilegeDrop.prepareThread()
+                    try drop.switchIdentity()
+                    try PrivilegeDrop.finishThread(inheritNetAdmin: inherit)
+                }, after: { try PrivilegeDrop.finishThread(inheritNetAdmin: inherit) })
+            } catch {
+                FileHandleStderr.write("markdns: cannot drop privileges to \(drop.user): \(error)\n")
+                Glibc.exit(1)
+            }
+            logger.info("running as \(drop.user) (uid \(drop.uid), gid \(drop.gid)) with CAP_NET_ADMIN only\(inherit ? " (ambient too: nft for the session sets)" : "")")
+        }
+        // After the drop: the metrics server's thread is created by this one and inherits
+        // CAP_NET_ADMIN, which its conntrack dumps (accounting per mark) need.
+        do {
+            try observability.startListener(forwarder: forwarder)
+        } catch {
+            FileHandleStderr.write("markdns: \(error.description)\n")
+            Glibc.exit(1)
+        }
+        if probeUpstreams { UpstreamProbe.start(policy.pools.flatMap(\.servers), logger: logger) }
         sessions?.install(into: observability.extensions)
         waitForTermination(onReopen: { observability.reopenLog() }, onReload: {
             guard self.config != nil else {

@@ -1,7 +1,7 @@
-import Dispatch
 import Logging
 import MarkPolicy
 import MarkSessions
+import NIOCore
 import Observability
 import Sessions
 
@@ -11,13 +11,19 @@ import Glibc
 
 /// `serve`'s sessions, when the policy has a mark with `sessions = true`: the SQLite store,
 /// the service (re-applied at start-up and on SIGHUP), the control socket, the expiry tick.
-/// @unchecked: the timer is set up once, then only cancelled.
-final class SessionSetup: @unchecked Sendable {
+/// Started as root, before `serve --user` drops it: the database is opened (and its WAL
+/// files made) and the sockets bound while the directories are still writable. Every write
+/// to the kernel (login, logout, expiry, re-apply) then runs on the control socket's loop,
+/// which the drop parks and leaves with CAP_NET_ADMIN (`eventLoop`).
+final class SessionSetup: Sendable {
     let service: SessionService
     private let control: SessionControl
     private let portal: CaptivePortalAPI?
-    private let timer: any DispatchSourceTimer
+    private let timer: RepeatedTask
     private let logger: Logger
+
+    /// The loop that writes sessions to the kernel.
+    var eventLoop: any EventLoop { control.eventLoop }
 
     struct StartError: Error, CustomStringConvertible { let description: String }
 
@@ -52,21 +58,23 @@ final class SessionSetup: @unchecked Sendable {
             }
             logger.info("sessions: Captive Portal API on http://\(api)\(CaptivePortalAPI.path)")
         }
-        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "markdns.sessions"))
-        timer.schedule(deadline: .now() + .seconds(1), repeating: .seconds(1), leeway: .milliseconds(100))
-        timer.setEventHandler { service.expire() }
-        timer.resume()
+        let timer = control.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            service.expire()
+        }
         return SessionSetup(service: service, control: control, portal: portal, timer: timer, logger: logger)
     }
 
     private init(service: SessionService, control: SessionControl, portal: CaptivePortalAPI?,
-                 timer: any DispatchSourceTimer, logger: Logger) {
+                 timer: RepeatedTask, logger: Logger) {
         self.service = service; self.control = control; self.portal = portal; self.timer = timer; self.logger = logger
     }
 
-    /// SIGHUP: the new policy's session rules, every stored session re-applied.
+    /// SIGHUP: the new policy's session rules, every stored session re-applied (on the
+    /// session loop; this waits for it).
     func reloaded(_ policy: PolicyConfig) {
-        switch service.reapply(policy) {
+        let service = self.service
+        let result = try? eventLoop.submit { service.reapply(policy) }.wait()
+        switch result ?? .failure(.kernel("the session loop is shut down")) {
         case .success(let n): logger.notice("sessions: \(n) live session(s) re-applied")
         case .failure(let e): logger.error("sessions: re-apply failed: \(e)")
         }

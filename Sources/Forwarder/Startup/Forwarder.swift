@@ -207,11 +207,13 @@ public final class Forwarder: Sendable {
     /// per-thread parts must land on the loop threads with no query handled in between
     /// (dropping root: the keep-caps flag and capabilities are per thread). Every thread
     /// that sends is one of them: the data-plane loops (UDP, SO_MARK on new upstream
-    /// sockets) and NIO's (TCP connects with SO_MARK).
-    public func withLoopsParked(before: @escaping @Sendable () throws -> Void,
+    /// sockets) and NIO's (TCP connects with SO_MARK). `also`: other loops parked the same
+    /// way (the session control loop, which runs nft and ctnetlink updates).
+    public func withLoopsParked(also extra: [any EventLoop] = [],
+                                before: @escaping @Sendable () throws -> Void,
                                 _ body: () throws -> Void,
                                 after: @escaping @Sendable () throws -> Void) throws {
-        var loops: [any EventLoop] = dataPlanes
+        var loops: [any EventLoop] = dataPlanes + extra
         for loop in group.makeIterator() { loops.append(loop) }
         let parked = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
