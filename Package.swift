@@ -47,6 +47,8 @@ let package = Package(
         // C: SQLite 3 for the session store. Not GRDB: it imports Foundation, whose ICU would
         // push the daemon far over its 20 MB .deb budget.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // C: the neighbour table (IPv4 and IPv6) through rtnetlink, with libmnl.
+        .systemLibrary(name: "CRtnetlink", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
         // C: per-thread prctl/capset wrappers for dropping root (serve --user).
         .systemLibrary(name: "CPrivileges"),
         .systemLibrary(name: "CBatchIO"),
@@ -89,7 +91,7 @@ let package = Package(
         // I/O: ctnetlink lookups over a persistent libmnl socket.
         .target(
             name: "Conntrack",
-            dependencies: ["CNetfilterConntrack", "MarkCore"],
+            dependencies: ["CNetfilterConntrack", "CRtnetlink", "MarkCore"],
             swiftSettings: strict
         ),
         // I/O: sessions. The SQLite store, the kernel side (nft session maps, connmarks of

@@ -9,7 +9,7 @@ import Glibc
 
 /// The daemon's kernel side of sessions: `nft -f -` for the session maps (one transaction
 /// per event), ctnetlink for the connmarks of existing flows. A MAC client's flows are those
-/// of the IPv4 addresses the neighbour table (/proc/net/arp) gives it.
+/// of the IPv4 and IPv6 addresses the kernel's neighbour table gives it.
 final class SessionKernelShell: SessionKernel {
     struct NftFailed: Error, CustomStringConvertible {
         let status: Int32
@@ -32,9 +32,9 @@ final class SessionKernelShell: SessionKernel {
         }
     }
 
-    /// IPv4 addresses of a MAC from /proc/net/arp ("IP HWtype Flags HWaddress Mask Device").
+    /// The IPv4 and IPv6 addresses of a MAC in the kernel's neighbour table.
     static func neighbours(of mac: MACAddress) -> [IPAddress] {
-        guard let text = try? PolicyLoading.readFile("/proc/net/arp") else { return [] }
-        return ProcNetARP.parse(text).compactMap { $0.value == mac ? $0.key : nil }
+        guard let entries = try? NeighbourDump.entries() else { return [] }
+        return Neighbours.addresses(of: mac, in: entries)
     }
 }
