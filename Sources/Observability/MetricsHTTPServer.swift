@@ -21,6 +21,12 @@ public struct HTTPRequestInfo: Sendable {
     public var uri: String
     /// The peer (nil on a UNIX socket).
     public var remote: SocketAddress?
+    /// Our end of the connection (nil on a UNIX socket).
+    public var local: SocketAddress? = nil
+
+    public init(method: HTTPMethod, uri: String, remote: SocketAddress?, local: SocketAddress? = nil) {
+        self.method = method; self.uri = uri; self.remote = remote; self.local = local
+    }
 }
 
 /// The `--metrics ADDR:PORT` listener (and the session control socket and Captive Portal
@@ -131,7 +137,8 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         case .end:
             guard let head = request else { return }
             request = nil
-            let info = HTTPRequestInfo(method: head.method, uri: head.uri, remote: context.channel.remoteAddress)
+            let info = HTTPRequestInfo(method: head.method, uri: head.uri, remote: context.channel.remoteAddress,
+                                       local: context.channel.localAddress)
             let isHead = head.method == .HEAD
             let version = head.version
             guard let pool else {

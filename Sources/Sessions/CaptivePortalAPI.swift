@@ -1,3 +1,4 @@
+import Conntrack
 import MarkCore
 import MarkPolicy
 import MarkSessions
@@ -8,8 +9,9 @@ import Observability
 /// RFC 8908 Captive Portal API on `[sessions] portal-api`: `GET /captive-portal/api` answers
 /// the asking client (by its source address) with `application/captive+json`: captive while
 /// its mark is a walled garden, the `user-portal-url` of that mark, the seconds its session
-/// has left. The mark is the client's session's, else the first `[[client]]` rule matching
-/// its address (interface and MAC selectors cannot be told from an address). Plain HTTP:
+/// has left. The mark is the client's session's (by address or by the MAC the neighbour
+/// table gives it), else the connmark of its connection to this API, else the first
+/// `[[client]]` rule matching it (`PolicyConfig.portalMark`). Plain HTTP:
 /// RFC 8908 wants HTTPS, so put a TLS proxy in front outside a test lab.
 public final class CaptivePortalAPI: Sendable {
     private let server: MetricsHTTPServer
@@ -17,18 +19,38 @@ public final class CaptivePortalAPI: Sendable {
 
     public static let path = "/captive-portal/api"
 
-    public static func start(_ endpoint: Endpoint, service: SessionService) throws -> CaptivePortalAPI {
-        let server = try MetricsHTTPServer.start(.tcp(host: endpoint.address.description, port: Int(endpoint.port))) {
-            route($0, service)
+    /// What the kernel says about the asking client: the connmark of its connection to us,
+    /// the MAC of its address. Production: ctnetlink and the neighbour table.
+    public typealias Identify = @Sendable (_ client: Endpoint, _ local: Endpoint) -> (connmark: UInt32?, mac: MACAddress?)
+
+    /// Routes run on the server's loop: the ctnetlink lookup needs CAP_NET_ADMIN after
+    /// `serve --user`, and that loop is one the drop parks (`eventLoop`).
+    public static func start(_ endpoint: Endpoint, service: SessionService,
+                             identify: @escaping Identify = CaptivePortalAPI.kernelIdentify) throws -> CaptivePortalAPI {
+        let server = try MetricsHTTPServer.start(.tcp(host: endpoint.address.description, port: Int(endpoint.port)),
+                                                 routes: .eventLoop) {
+            route($0, service, identify: identify)
         }
         return CaptivePortalAPI(server: server)
+    }
+
+    public var eventLoop: any EventLoop { server.eventLoop }
+
+    /// The connmark of the TCP connection client -> local (ctnetlink, by its reply tuple) and
+    /// the client's MAC (rtnetlink neighbour dump); nil where the kernel has none.
+    public static let kernelIdentify: Identify = { client, local in
+        let flow = FlowTuple(proto: .tcp, client: client, local: local)
+        var connmark: UInt32? = nil
+        if let source = try? NetlinkMarkSource(), case .found(let m) = source.lookup(flow) { connmark = m }
+        let mac = (try? NeighbourDump.entries()).flatMap { Neighbours.table($0)[client.address] }
+        return (connmark, mac)
     }
 
     private init(server: MetricsHTTPServer) { self.server = server }
 
     public func stop() { server.stop() }
 
-    static func route(_ req: HTTPRequestInfo, _ service: SessionService) -> HTTPReply {
+    static func route(_ req: HTTPRequestInfo, _ service: SessionService, identify: Identify) -> HTTPReply {
         let path = req.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? ""
         guard path == Self.path else {
             return HTTPReply(status: .notFound, contentType: "text/plain", body: Array("not found\n".utf8))
@@ -40,13 +62,14 @@ public final class CaptivePortalAPI: Sendable {
             return HTTPReply(status: .badRequest, contentType: "text/plain", body: Array("no client address\n".utf8))
         }
         let policy = service.currentPolicy
-        let session = service.session(of: .address(address))
-        let mark: MarkRule?
-        if let session {
-            mark = policy.mark(named: session.markName)
-        } else {
-            mark = PolicyEngine(policy).firstMatchingRule(for: ClientIdentity(address: address)).flatMap { policy.mark(value: $0.mark) }
+        var kernel: (connmark: UInt32?, mac: MACAddress?) = (nil, nil)
+        if let port = req.remote?.port, let localText = req.local?.ipAddress, let localAddress = IPAddress(localText),
+           let localPort = req.local?.port {
+            kernel = identify(Endpoint(address: address, port: UInt16(port)), Endpoint(address: localAddress, port: UInt16(localPort)))
         }
+        let session = service.session(of: .address(address)) ?? kernel.mac.flatMap { service.session(of: .mac($0)) }
+        let mark = policy.portalMark(session: session?.markName, connmark: kernel.connmark,
+                                     client: ClientIdentity(address: address, mac: kernel.mac?.bytes))
         let captive = mark?.action.kind == .walledGarden
         let doc = CaptiveAPI.document(captive: captive, portalURL: mark?.userPortalURL, session: session, now: service.now)
         var reply = HTTPReply(contentType: CaptiveAPI.contentType, body: Array(doc.utf8))

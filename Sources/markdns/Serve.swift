@@ -206,7 +206,7 @@ struct Serve: ParsableCommand {
         if let drop {
             let inherit = sessions != nil
             do {
-                try forwarder.withLoopsParked(also: sessions.map { [$0.eventLoop] } ?? [],
+                try forwarder.withLoopsParked(also: sessions?.eventLoops ?? [],
                                               before: { try PrivilegeDrop.prepareThread() }, {
                     try PrivilegeDrop.prepareThread()
                     try drop.switchIdentity()

@@ -24,6 +24,9 @@ final class SessionSetup: Sendable {
 
     /// The loop that writes sessions to the kernel.
     var eventLoop: any EventLoop { control.eventLoop }
+    /// Every loop that needs CAP_NET_ADMIN after `serve --user`: the control loop and the
+    /// Captive Portal API's (its ctnetlink lookups).
+    var eventLoops: [any EventLoop] { [control.eventLoop] + (portal.map { [$0.eventLoop] } ?? []) }
 
     struct StartError: Error, CustomStringConvertible { let description: String }
 

@@ -21,6 +21,7 @@ struct SessionMACTests {
         [sessions]
         database = "\(lab.path("sessions.db"))"
         control = "\(lab.path("control.sock"))"
+        portal-api = "10.77.0.1:8908"
 
         [[pool]]
         name = "wan"
@@ -36,6 +37,7 @@ struct SessionMACTests {
         name = "garden"
         action = "walled-garden"
         portal = ["192.0.2.99"]
+        user-portal-url = "https://portal.example.test/login"
 
         [[client]]
         name = "guests"
@@ -119,6 +121,9 @@ struct SessionMACTests {
         #expect(answer("10.77.0.1") == "192.0.2.99")
         #expect(answer("fd77::1") == "192.0.2.99")
         // The gateway knows the client's MAC for both addresses (the veth's neighbour table).
+        let api = ["curl", "-s", "--max-time", "3", "http://10.77.0.1:8908/captive-portal/api"]
+        #expect(inClient(api).stdout.contains(#"{"captive":true,"user-portal-url":"https://portal.example.test/login"}"#),
+                "\(inClient(api))")
         let neigh = lab.run(["ip", "neigh", "show", "dev", "v0"]).stdout
         #expect(neigh.contains("10.77.0.2 lladdr \(Self.mac)") && neigh.contains("fd77::2 lladdr \(Self.mac)"), "\(neigh)")
 
@@ -131,12 +136,16 @@ struct SessionMACTests {
         #expect(tcpMark(40002) == 0x100, "IPv6 flow: \(lab.flows())")
         #expect(answer("10.77.0.1") == "192.0.2.7", "IPv4 query after login")
         #expect(answer("fd77::1") == "192.0.2.7", "IPv6 query after login")
+        // The portal API knows the client by its MAC session (the address has none; its
+        // address rule still says garden) and by its connection's connmark.
+        #expect(inClient(api).stdout.contains(#"{"captive":false,"seconds-remaining":"#), "\(inClient(api))")
 
         let logout = session(["logout", Self.mac])
         #expect(logout.status == 0, "\(logout.stdout)\(logout.stderr)")
         try Lab.waitFor("both flows back to garden: \(lab.flows())") { tcpMark(40001) == 0x300 && tcpMark(40002) == 0x300 }
         #expect(answer("10.77.0.1") == "192.0.2.99")
         #expect(answer("fd77::1") == "192.0.2.99")
+        #expect(inClient(api).stdout.contains(#""captive":true"#), "\(inClient(api))")
         #expect(md.isRunning)
         #expect(lab.stop(md) == 0)
         #expect(lab.readLog("markdns.log").contains("packet_mark_mismatches=0 "), "\(lab.readLog("markdns.log"))")
