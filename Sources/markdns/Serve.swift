@@ -91,6 +91,9 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Event loops (threads), each with its own listeners (SO_REUSEPORT, one client address per loop), cache share and ctnetlink socket. Default: one per core, at most 8.")
     var threads: Int = ForwarderConfig.defaultThreads
 
+    @Option(name: .long, help: ArgumentHelp("How UDP clients are steered over the event loops: 'adaptive' (default) keeps them on one loop until it uses 40% of a core and gathers them again when all loops together use under 15% for 3 s (one loop wakes and batches for everyone: less CPU per query at a gateway's rates); 'always' spreads them by address over every loop from the start.", valueName: "adaptive|always"))
+    var loopSpread: String = "adaptive"
+
     @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics on /metrics and the top clients per mark on /clients (HTTP).", valueName: "addr:port"))
     var metrics: String?
 
@@ -126,6 +129,9 @@ struct Serve: ParsableCommand {
         }
         if let markSource, PacketMarkTrust.Mode(rawValue: markSource) == nil {
             throw ValidationError("unknown --mark-source '\(markSource)' (auto, conntrack)")
+        }
+        guard ForwarderConfig.LoopSpreadMode(rawValue: loopSpread) != nil else {
+            throw ValidationError("unknown --loop-spread '\(loopSpread)' (adaptive, always)")
         }
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1 to 64") }
         guard upstreamTimeout > 0, queryTimeout > 0, tcpIdleTimeout > 0, maxOutstanding > 0, maxTcpConnections > 0,
@@ -173,6 +179,7 @@ struct Serve: ParsableCommand {
         config.upstreamTimeout = .milliseconds(Int64(upstreamTimeout))
         config.queryTimeout = .milliseconds(Int64(queryTimeout))
         config.threads = threads
+        config.loopSpread = ForwarderConfig.LoopSpreadMode(rawValue: loopSpread) ?? .adaptive
         config.markSource = markSource.flatMap(PacketMarkTrust.Mode.init(rawValue:))
         config.tcpIdleTimeout = .seconds(Int64(tcpIdleTimeout))
         config.maxOutstanding = maxOutstanding

@@ -109,6 +109,17 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
         running.wait()
     }
 
+    /// CPU time the loop's thread has used, in nanoseconds (any thread may ask; 0 before
+    /// the thread runs).
+    func cpuNanoseconds() -> UInt64 {
+        guard started else { return 0 }
+        var clock = clockid_t()
+        guard pthread_getcpuclockid(thread, &clock) == 0 else { return 0 }
+        var ts = timespec()
+        guard clock_gettime(clock, &ts) == 0 else { return 0 }
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
     /// Who reads the loop's readable descriptors (set on the loop, before the first watch).
     func onReady(_ handler: @escaping ReadyHandler) {
         preconditionInEventLoop()

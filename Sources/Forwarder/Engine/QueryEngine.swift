@@ -53,6 +53,8 @@ final class QueryEngine {
     var timerAt = Double.infinity
     /// The client UDP sockets of this loop (the index is the epoll token).
     var listeners: [RawUDPListener] = []
+    /// On the first loop only, with several loops: how many of them UDP clients are steered to.
+    var spread: UDPSpread?
     /// Set at shutdown, once the listeners and upstream sockets are closed: no new socket.
     var socketsClosed = false
     private var drainWaiters: [EventLoopPromise<Void>] = []

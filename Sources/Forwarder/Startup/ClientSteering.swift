@@ -41,7 +41,14 @@ enum ClientSteering {
 
     /// The same for a raw socket of ours.
     static func attach(fd: Int32, ipv6: Bool, loops: Int, logger: Logger) {
-        attach(ipv6: ipv6, loops: loops, logger: logger) { prog in
+        guard loops > 1 else { return }
+        steer(fd: fd, ipv6: ipv6, loops: loops, logger: logger)
+    }
+
+    /// Re-attaches the program of a group of several sockets for `loops` of them (1: every
+    /// client to the first socket, that is the first loop's). `UDPSpread` decides.
+    static func steer(fd: Int32, ipv6: Bool, loops: Int, logger: Logger) {
+        attach(ipv6: ipv6, loops: loops, logger: logger, minimum: 1) { prog in
             var prog = prog
             guard setsockopt(fd, SOL_SOCKET, soAttachReuseportCBPF, &prog, socklen_t(MemoryLayout<SockFprog>.size)) == 0 else {
                 throw IOError(errnoCode: errno, reason: "setsockopt")
@@ -49,8 +56,8 @@ enum ClientSteering {
         }
     }
 
-    private static func attach(ipv6: Bool, loops: Int, logger: Logger, _ set: (SockFprog) throws -> Void) {
-        guard loops > 1 else { return }
+    private static func attach(ipv6: Bool, loops: Int, logger: Logger, minimum: Int = 2, _ set: (SockFprog) throws -> Void) {
+        guard loops >= minimum else { return }
         let filters = program(ipv6: ipv6, loops: loops)
         let buffer = UnsafeMutablePointer<SockFilter>.allocate(capacity: filters.count)
         buffer.initialize(from: filters, count: filters.count)

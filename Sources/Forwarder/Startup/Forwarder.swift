@@ -103,6 +103,7 @@ public final class Forwarder: Sendable {
         var channels: [any Channel] = []
         var tcpListeners: [any Channel] = []
         var names: [String] = []
+        var udpGroups: [(fd: Int32, ipv6: Bool)] = []
         do {
             for endpoint in try expandWildcards(config.listen, logger: logger) {
                 let address = endpoint.socketAddress
@@ -118,7 +119,11 @@ public final class Forwarder: Sendable {
                 channels += tcp
                 tcpListeners += tcp
                 // One client address, one loop (socket i of the group belongs to loop i).
-                ClientSteering.attach(fd: udp[0], ipv6: endpoint.address.isIPv6, loops: threads, logger: logger)
+                if config.loopSpread == .adaptive && threads > 1 {
+                    udpGroups.append((udp[0], endpoint.address.isIPv6))
+                } else {
+                    ClientSteering.attach(fd: udp[0], ipv6: endpoint.address.isIPv6, loops: threads, logger: logger)
+                }
                 ClientSteering.attach(to: tcp[0], ipv6: endpoint.address.isIPv6, loops: threads, logger: logger)
                 names.append(endpoint.description)
             }
@@ -130,6 +135,11 @@ public final class Forwarder: Sendable {
             try? group.syncShutdownGracefully()
             throw error
         }
+        if !udpGroups.isEmpty {
+            let first = engines[0], loops = dataPlanes, groups = udpGroups
+            try? first.eventLoop.submit { first.value.spread = UDPSpread(loops: loops, groups: groups, logger: logger) }.wait()
+        }
+        let spreadNote = udpGroups.isEmpty ? "" : " (UDP clients on one of them until it is busy: --loop-spread)"
         let packetMarks = engines.allSatisfy { engine in
             (try? engine.eventLoop.submit { engine.value.listeners.allSatisfy(\.receivesMarks) }.wait()) ?? false
         }
@@ -144,7 +154,7 @@ public final class Forwarder: Sendable {
         }
         let partial = hasMarkSource && loopsWithMarkSource < threads
             ? " (\(threads - loopsWithMarkSource) of \(threads) event loops have no ctnetlink socket: their queries go unmarked)" : ""
-        logger.info("listening on \(names.joined(separator: ", ")) (udp+tcp); pools \(config.policy.config.pools.map { "\($0.name)=\($0.servers.map(\.description).joined(separator: ","))" }.joined(separator: " ")); marks from \(marksFrom)\(partial), mask \(hex(config.policy.mask)), on-missing \(config.policy.config.conntrack.onMissing.rawValue); \(threads) event loop(s)")
+        logger.info("listening on \(names.joined(separator: ", ")) (udp+tcp); pools \(config.policy.config.pools.map { "\($0.name)=\($0.servers.map(\.description).joined(separator: ","))" }.joined(separator: " ")); marks from \(marksFrom)\(partial), mask \(hex(config.policy.mask)), on-missing \(config.policy.config.conntrack.onMissing.rawValue); \(threads) event loop(s)\(spreadNote)")
         return Forwarder(group: group, dataPlanes: dataPlanes, engines: engines, channels: channels,
                          tcpListeners: tcpListeners, localData: localData, boundAddresses: names, logger: logger)
     }

@@ -59,6 +59,12 @@ public struct ForwarderConfig: Sendable {
     /// cache and upstream sockets.
     public var threads: Int = ForwarderConfig.defaultThreads
 
+    /// How UDP clients are steered over the loops: `adaptive` keeps them on the first loop
+    /// until it is busy and gathers them again when all are quiet (MarkCore `LoopSpread`);
+    /// `always` spreads them by address over every loop from the start.
+    public enum LoopSpreadMode: String, Sendable, CaseIterable { case adaptive, always }
+    public var loopSpread: LoopSpreadMode = .adaptive
+
     /// One loop per core, at most 8.
     public static var defaultThreads: Int { min(max(System.coreCount, 1), 8) }
 

@@ -25,6 +25,7 @@ extension QueryEngine {
     }
 
     private func drain(_ token: Int) {
+        spread?.tick()
         let listener = listeners[token]
         let local = listener.local
         for _ in 0..<Self.batchesPerTurn {
