@@ -47,6 +47,12 @@ let package = Package(
         // C: SQLite 3 for the session store. Not GRDB: it imports Foundation, whose ICU would
         // push the daemon far over its 20 MB .deb budget.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // C: libnftnl + libmnl, for `[[set]]` element writes.
+        .systemLibrary(
+            name: "CNftnl",
+            pkgConfig: "libnftnl libmnl",
+            providers: [.apt(["libnftnl-dev", "libmnl-dev"])]
+        ),
         // C: per-thread prctl/capset wrappers for dropping root (serve --user).
         .systemLibrary(name: "CPrivileges"),
         .systemLibrary(name: "CBatchIO"),
@@ -106,11 +112,13 @@ let package = Package(
             ],
             swiftSettings: strictShell
         ),
+        // I/O: `[[set]]` elements into nft sets over a persistent netlink socket (libnftnl).
+        .target(name: "NftSets", dependencies: ["CNftnl", "QueryCore"], swiftSettings: strict),
         // I/O: the NIO shell (listeners, upstream pools, transactions).
         .target(
             name: "Forwarder",
             dependencies: [
-                "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "QueryCore", "Conntrack", "MarkStats", "CBatchIO", "Threads",
+                "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "QueryCore", "Conntrack", "NftSets", "MarkStats", "CBatchIO", "Threads",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -167,6 +175,7 @@ let package = Package(
         .testTarget(name: "ForwarderTests", dependencies: ["Forwarder", "MarkCore", "MarkPolicy"]),
         .testTarget(name: "QueryCoreTests",
                     dependencies: ["QueryCore", "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "TestSupport"]),
+        .testTarget(name: "NftSetsTests", dependencies: ["NftSets", "QueryCore"]),
         .testTarget(name: "MarkStatsTests", dependencies: ["MarkStats", "MarkPolicy", "MarkCore"]),
         // Kernel tests: network namespaces, nft, conntrack, dnsmasq, the built binary.
         .testTarget(name: "KernelTests", dependencies: ["markdns", "DNSWire"]),
