@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import MarkCore
+import MarkSessions
 @testable import MarkPolicy
 
 @Suite("[[set]] rendering: nft sets, route-mark rules, ip rule hints, a re-apply keeps members")
@@ -51,6 +52,36 @@ struct SetRenderingTests {
             let rules = try ns.run(["nft", "list", "chain", "inet", "markdns", "prerouting"])
             #expect(rules.components(separatedBy: "@via_vpn_v4").count == 2, "one route rule after a re-apply: \(rules)")
             #expect(rules.components(separatedBy: "comment \"client kids\"").count == 2)
+            try ns.run(["nft", "delete", "table", "inet", "markdns"])
+        }
+    }
+
+    /// Sets beside sessions in one table: a re-apply keeps the set's members and refills the
+    /// session set and map from the live sessions only (a stale element goes).
+    @Test(.enabled(if: Namespace.available, "needs root, nft, iptables-restore, ip6tables-restore and ip netns"))
+    func reapplyWithSessionsKeepsMembersAndRefillsSessions() throws {
+        let c = try F.load(SessionPolicyTests.policy + "\n[[set]]\nname = \"vpn\"\ndomains = [\"video.test\"]\n")
+        let live = [KernelElement(set: "session_guest_v4", client: .address(F.ip("192.0.2.7")), value: nil, timeout: 600),
+                    KernelElement(set: "session_users_v4", client: .address(F.ip("192.0.2.8")), value: 0x1001, timeout: 600)]
+        let text = NftablesRenderer.render(c, sessions: live)
+        #expect(text.contains("flush set inet markdns session_guest_v4") && text.contains("flush map inet markdns session_users_v4"))
+        try Namespace.with { ns in
+            let file = try Namespace.temp(text, "nft")
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            try ns.run(["nft", "-c", "-f", file])
+            try ns.run(["nft", "-f", file])
+            try ns.run(["nft", "add", "element", "inet", "markdns", "vpn_v4", "{ 192.0.2.9 timeout 300s }"])
+            try ns.run(["nft", "add", "element", "inet", "markdns", "session_guest_v4", "{ 192.0.2.66 timeout 300s }"])
+            try ns.run(["nft", "add", "element", "inet", "markdns", "session_users_v4", "{ 192.0.2.67 timeout 300s : 0x1002 }"])
+            try ns.run(["nft", "-c", "-f", file])
+            try ns.run(["nft", "-f", file])
+            #expect(try ns.run(["nft", "list", "set", "inet", "markdns", "vpn_v4"]).contains("192.0.2.9"))
+            let guest = try ns.run(["nft", "list", "set", "inet", "markdns", "session_guest_v4"])
+            #expect(guest.contains("192.0.2.7 timeout 10m") && !guest.contains("192.0.2.66"), "\(guest)")
+            let users = try ns.run(["nft", "list", "map", "inet", "markdns", "session_users_v4"])
+            #expect(users.contains("192.0.2.8 timeout 10m") && !users.contains("192.0.2.67"), "\(users)")
+            let rules = try ns.run(["nft", "list", "chain", "inet", "markdns", "prerouting"])
+            #expect(rules.components(separatedBy: "@session_guest_v4").count == 2, "one session rule: \(rules)")
             try ns.run(["nft", "delete", "table", "inet", "markdns"])
         }
     }

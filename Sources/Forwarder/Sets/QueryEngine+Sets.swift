@@ -169,7 +169,7 @@ extension QueryEngine {
     }
 
     private func logOnce(_ key: String, _ message: String) {
-        guard sets.logged.insert(key).inserted else { return }
+        guard sets.firstTime(key) else { return }
         logger.warning("\(message)")
     }
 }

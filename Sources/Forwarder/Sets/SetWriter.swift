@@ -1,5 +1,6 @@
 import NftSets
 import QueryCore
+import Synchronization
 
 /// An answer waiting for its set elements to be in the kernel.
 struct HeldReply {
@@ -33,7 +34,16 @@ final class SetWriter {
     var nextGroup: UInt64 = 0
     /// Whether a deadline check is scheduled.
     var deadlineArmed = false
+    /// Keys this engine has seen (no lock on the fast path).
     var logged: Set<String> = []
+    /// Keys logged by any engine: a refusal is logged once per process, not once per loop.
+    static let loggedByProcess = Mutex<Set<String>>([])
+
+    /// Whether `key` is new to the process (true once, across every engine).
+    func firstTime(_ key: String) -> Bool {
+        guard logged.insert(key).inserted else { return false }
+        return Self.loggedByProcess.withLock { $0.insert(key).inserted }
+    }
 
     struct InflightWrite {
         var firstSeq: UInt32
