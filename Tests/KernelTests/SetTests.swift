@@ -195,5 +195,28 @@ struct SetTests {
         #expect(s["set_failures"] == 3 && s["set_added"] == 7 && s["set_refreshed"] == 2, "\(s)")
         #expect(s["set_deadline_misses"] == 0, "\(s)")
     }
+
+    /// The packaged default: `serve --user nobody`. The event loops keep CAP_NET_ADMIN, so
+    /// their netlink set writes still succeed after the drop.
+    @Test("sets fill under serve --user nobody")
+    func setsFillAsNobody() throws {
+        let lab = try Lab("setsuser")
+        defer { lab.close() }
+        try Self.policy.write(toFile: lab.path("policy.toml"), atomically: true, encoding: .utf8)
+        try lab.exec([Lab.markdnsBinary, "rules", "--config", lab.path("policy.toml"), "--apply"])
+        try lab.startUpstream(address: "127.0.0.2", extra: ["--local-ttl=600", "--host-record=a.video.test,192.0.2.21,2001:db8::21"])
+        let md = try lab.startMarkdns(["--config", lab.path("policy.toml"), "--user", "nobody"], probe: nil)
+        try lab.waitForDNS(server: "127.0.0.1", port: 53)
+        #expect(lab.readLog("markdns.log").contains("running as nobody"))
+        for type in ["A", "AAAA"] {
+            let r = lab.dig("a.video.test", from: "127.0.0.10", type: type, options: ["+short"]).stdout
+            #expect(r.contains(type == "A" ? "192.0.2.21" : "2001:db8::21"), "\(r)")
+        }
+        #expect(Self.members(lab, "vpn_v4")["192.0.2.21"]?.timeout == 900, "\(Self.members(lab, "vpn_v4"))")
+        #expect(Self.members(lab, "vpn_v6")["2001:db8::21"]?.timeout == 900, "\(Self.members(lab, "vpn_v6"))")
+        lab.stop(md)
+        let s = lab.stats()
+        #expect(s["set_added"] == 4 && s["set_failures"] == 0 && s["set_deadline_misses"] == 0, "\(s)")
+    }
 }
 }
