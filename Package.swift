@@ -49,6 +49,12 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // C: the neighbour table (IPv4 and IPv6) through rtnetlink, with libmnl.
         .systemLibrary(name: "CRtnetlink", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
+        // C: libnftnl + libmnl, for `[[set]]` element writes.
+        .systemLibrary(
+            name: "CNftnl",
+            pkgConfig: "libnftnl libmnl",
+            providers: [.apt(["libnftnl-dev", "libmnl-dev"])]
+        ),
         // C: per-thread prctl/capset wrappers for dropping root (serve --user).
         .systemLibrary(name: "CPrivileges"),
         .systemLibrary(name: "CBatchIO"),
@@ -108,11 +114,13 @@ let package = Package(
             ],
             swiftSettings: strictShell
         ),
+        // I/O: `[[set]]` elements into nft sets over a persistent netlink socket (libnftnl).
+        .target(name: "NftSets", dependencies: ["CNftnl", "QueryCore"], swiftSettings: strict),
         // I/O: the NIO shell (listeners, upstream pools, transactions).
         .target(
             name: "Forwarder",
             dependencies: [
-                "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "QueryCore", "Conntrack", "MarkStats", "CBatchIO", "Threads",
+                "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "QueryCore", "Conntrack", "NftSets", "MarkStats", "CBatchIO", "Threads",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -169,6 +177,7 @@ let package = Package(
         .testTarget(name: "ForwarderTests", dependencies: ["Forwarder", "MarkCore", "MarkPolicy"]),
         .testTarget(name: "QueryCoreTests",
                     dependencies: ["QueryCore", "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "TestSupport"]),
+        .testTarget(name: "NftSetsTests", dependencies: ["NftSets", "QueryCore"]),
         .testTarget(name: "MarkStatsTests", dependencies: ["MarkStats", "MarkPolicy", "MarkCore"]),
         // Kernel tests: network namespaces, nft, conntrack, dnsmasq, the built binary.
         .testTarget(name: "KernelTests", dependencies: ["markdns", "DNSWire"]),

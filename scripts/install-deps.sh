@@ -2,7 +2,7 @@
 # Installs the Debian packages markdns needs to build, test, demo and benchmark, only
 # those that are missing. Swift itself is expected at /opt/swift or on PATH.
 set -euo pipefail
-pkgs=(pkg-config libnetfilter-conntrack-dev libmnl-dev libsqlite3-dev iproute2 nftables iptables conntrack
+pkgs=(pkg-config libnetfilter-conntrack-dev libmnl-dev libnftnl-dev libsqlite3-dev iproute2 nftables iptables conntrack
       dnsmasq-base dnsutils dnsperf python3 util-linux procps curl
       dpkg-dev binutils debootstrap systemd-container)
 missing=()

@@ -136,6 +136,8 @@ if [ "$(readelf -V "$BIN" | grep -c GLIBC_ABI_DT_RELR || true)" != 0 ]; then
 fi
 # The session store links SQLite (libsqlite3-0): dpkg-shlibdeps must have found it.
 grep -q 'libsqlite3-0' <<<"$SHLIBS" || { echo "package: libsqlite3-0 missing from Depends ($SHLIBS)" >&2; exit 1; }
+# [[set]] writes link libnftnl (Debian: libnftnl11); dpkg-shlibdeps must have found it.
+grep -q 'libnftnl11' <<<"$SHLIBS" || { echo "package: Depends ($SHLIBS) lacks libnftnl11" >&2; exit 1; }
 DEPENDS="$SHLIBS, nftables"
 
 INSTALLED_KB=$(du -sk --exclude=DEBIAN "$ROOT" | cut -f1)

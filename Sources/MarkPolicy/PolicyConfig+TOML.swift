@@ -36,7 +36,7 @@ struct TOMLPolicyReader {
     let file: String
     let locator: TOMLLocator
 
-    static let rootKeys = ["server", "conntrack", "pool", "client", "mark", "local", "sessions"]
+    static let rootKeys = ["server", "conntrack", "pool", "client", "mark", "local", "sessions", "set"]
     static let sessionsKeys = ["database", "control", "portal-api"]
     static let localKeys = ["domain", "hosts", "private-reverse", "ttl", "records"]
     static let serverKeys = ["listen"]
@@ -138,7 +138,7 @@ struct TOMLPolicyReader {
 
         return PolicyConfig(server: server, conntrack: conntrack, pools: pools, clients: clients,
                             marks: marks, defaultPool: fallbackPool, local: try local(root),
-                            sessions: try sessions(root))
+                            sessions: try sessions(root), sets: try sets(root, marks: marks))
     }
 
     private func sessions(_ root: TOMLTable) throws(PolicyError) -> SessionsConfig {

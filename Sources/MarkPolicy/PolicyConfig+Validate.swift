@@ -102,9 +102,10 @@ extension PolicyConfig {
                 throw fail("\(k).mark", "mark \(hex(c.mark)) is not defined by any [[mark]]")
             }
         }
+        try validateSets(file: file, locator: locator)
     }
 
-    private func nameRule(_ s: String) -> String {
+    func nameRule(_ s: String) -> String {
         "'\(s)' is not a valid name (a letter, then letters, digits, '-' or '_'; at most 32)"
     }
 }

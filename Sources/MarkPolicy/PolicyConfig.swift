@@ -20,13 +20,15 @@ public struct PolicyConfig: Sendable, Equatable {
     public var local: LocalConfig
     /// `[sessions]`: where sessions are stored and controlled.
     public var sessions: SessionsConfig
+    /// `[[set]]`s in file order: resolved addresses into nft sets.
+    public var sets: [SetRule]
 
     public init(server: ServerConfig = ServerConfig(), conntrack: ConntrackConfig = ConntrackConfig(),
                 pools: [Pool], clients: [ClientRule] = [], marks: [MarkRule] = [],
                 defaultPool: String? = nil, local: LocalConfig = LocalConfig(),
-                sessions: SessionsConfig = SessionsConfig()) {
+                sessions: SessionsConfig = SessionsConfig(), sets: [SetRule] = []) {
         self.server = server; self.conntrack = conntrack; self.pools = pools; self.local = local
-        self.sessions = sessions
+        self.sessions = sessions; self.sets = sets
         self.clients = clients; self.marks = marks
         self.defaultPool = defaultPool ?? pools.first?.name ?? ""
     }

@@ -10,6 +10,8 @@ public final class PolicyEngine: Sendable {
     private let marks: [UInt32: CompiledMark]
     /// Per-domain servers: name suffix -> pool.
     private let domainRoutes: DomainMap<String>
+    /// `[[set]]` domains: which sets an answer fills.
+    public let sets: SetMatcher
 
     public init(_ config: PolicyConfig) {
         self.config = config
@@ -23,6 +25,14 @@ public final class PolicyEngine: Sendable {
         var routes = DomainMap<String>()
         for p in config.pools { for d in p.domains { routes.set(d, p.name) } }
         self.domainRoutes = routes
+        self.sets = SetMatcher(config.sets)
+    }
+
+    /// The sets an answer to `wireName` under `decision` fills (by the decision's masked
+    /// mark; nothing for refused queries).
+    public func setTargets(for decision: PolicyDecision, wireName: some Collection<UInt8>) -> [SetTarget] {
+        guard !sets.isEmpty, !decision.isRefused else { return [] }
+        return sets.targets(wireName: wireName, mark: decision.view.mark)
     }
 
     /// True when a per-domain pool covers the name (it is forwarded there even when it

@@ -7,8 +7,14 @@ public enum RoutingHints {
     public static func commands(_ config: PolicyConfig, delete: Bool = false) -> [String] {
         let verb = delete ? "del" : "add"
         let mask = hex(config.conntrack.mask)
-        return config.routing.sorted { $0.key < $1.key }.flatMap { mark, table in
+        let marks = config.routing.sorted { $0.key < $1.key }.flatMap { mark, table in
             ["ip", "ip -6"].map { "\($0) rule \(verb) fwmark \(hex(mark))/\(mask) table \(table)" }
         }
+        // `[[set]] route-mark = R, table = N`: packets carrying the route bits use table N.
+        let sets = config.sets.compactMap { s in s.routeMark.flatMap { r in s.table.map { (r, $0) } } }
+            .flatMap { r, table in
+                ["ip", "ip -6"].map { "\($0) rule \(verb) fwmark \(hex(r))/\(hex(r)) table \(table)" }
+            }
+        return marks + sets
     }
 }

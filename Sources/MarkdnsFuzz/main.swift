@@ -14,5 +14,6 @@ public func markdnsFuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> C
     let raw = UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : size)
     WireInvariants.check(raw)
     QueryCoreInvariants.check(raw)
+    AddressInvariants.check(raw)
     return 0
 }

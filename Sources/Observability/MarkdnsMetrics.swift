@@ -130,6 +130,14 @@ public final class MarkdnsMetrics: @unchecked Sendable {
         mirror("markdns_packet_mark_checks_total", ["result", "match"], total: c.packetMarksVerified)
         mirror("markdns_packet_mark_checks_total", ["result", "mismatch"], total: c.packetMarkMismatches)
         mirror("markdns_upstream_unmatched_answers_total", total: c.unmatchedAnswers + c.mismatchedAnswers)
+        // [[set]] writes per set: elements added, refreshed (written again before their
+        // timeout ran out), refused or unsent; answers released at the deadline unacknowledged.
+        for (name, counts) in c.sets {
+            mirror("markdns_set_elements_total", ["set", name, "result", "added"], total: counts.added)
+            mirror("markdns_set_elements_total", ["set", name, "result", "refreshed"], total: counts.refreshed)
+            mirror("markdns_set_elements_total", ["set", name, "result", "failed"], total: counts.failures)
+            mirror("markdns_set_deadline_misses_total", ["set", name], total: counts.deadlineMisses)
+        }
         set("markdns_outstanding_queries", to: Double(outstanding))
     }
 

@@ -15,5 +15,10 @@ extension Counters {
         for field in Self.countFields { self[keyPath: field] += other[keyPath: field] }
         localAnswers.merge(other.localAnswers, uniquingKeysWith: +)
         unmarked.merge(other.unmarked, uniquingKeysWith: +)
+        sets.merge(other.sets) { a, b in
+            var s = a
+            s.added += b.added; s.refreshed += b.refreshed; s.failures += b.failures; s.deadlineMisses += b.deadlineMisses
+            return s
+        }
     }
 }

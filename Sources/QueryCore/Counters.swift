@@ -51,6 +51,8 @@ public struct Counters: Sendable, Equatable {
     public var idleSocketsClosed = 0
     /// UDP replies the kernel would not take (client socket buffer full, a rule refusing).
     public var replyDrops = 0
+    /// `[[set]]` writes, by set name (counted by the shell).
+    public var sets: [String: SetCounts] = [:]
 
     public init() {}
 
@@ -71,5 +73,7 @@ public struct Counters: Sendable, Equatable {
             + "truncated=\(truncatedRelayed) unmatched=\(unmatchedAnswers) "
             + "mismatched=\(mismatchedAnswers) port_rebinds=\(portQuarantineRebinds) "
             + "tcp_rejected=\(tcpRejected) accept_errors=\(acceptErrors) idle_sockets_closed=\(idleSocketsClosed) reply_drops=\(replyDrops)"
+            + " set_added=\(sets.values.reduce(0) { $0 + $1.added }) set_refreshed=\(sets.values.reduce(0) { $0 + $1.refreshed })"
+            + " set_failures=\(sets.values.reduce(0) { $0 + $1.failures }) set_deadline_misses=\(sets.values.reduce(0) { $0 + $1.deadlineMisses })"
     }
 }

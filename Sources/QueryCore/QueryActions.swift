@@ -103,6 +103,8 @@ public struct Finish: Sendable {
     public var deliveries: [Delivery]
     /// Draining, and this was the last query in flight.
     public var drained: Bool
+    /// Set elements to write before any delivery is released (empty: release at once).
+    public var fills: [SetFill] = []
 }
 
 /// The result of a client query arriving.
@@ -122,6 +124,8 @@ public struct Arrival: Sendable {
     /// No usable kernel mark, and why (for a once-per-reason log line).
     public var missing: NoMarkReason?
     public var refused: Bool
+    /// With `.answer`: set elements to write before the answer is released.
+    public var fills: [SetFill] = []
 }
 
 /// The end of an attempt, for the observer.

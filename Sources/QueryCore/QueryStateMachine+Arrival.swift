@@ -37,9 +37,12 @@ extension QueryStateMachine {
             counters.unmarked[reason, default: 0] += 1
             missing = reason
         }
-        func result(_ action: Arrival.Action) -> Arrival {
-            Arrival(action: action, markName: decision.markName, missing: missing, refused: decision.isRefused)
+        func result(_ action: Arrival.Action, fills: [SetFill] = []) -> Arrival {
+            Arrival(action: action, markName: decision.markName, missing: missing, refused: decision.isRefused,
+                    fills: fills)
         }
+        // The sets an answer to this name fills for this client (almost always none).
+        let sets = policy.setTargets(for: decision, wireName: query.question.name.wire)
         if decision.isRefused {
             counters.refused += 1
             return result(.answer(DNSResponseBuilder.errorResponse(to: query, rcode: .refused), source: .immediate))
@@ -47,7 +50,10 @@ extension QueryStateMachine {
         if let local = decision.answer(wireName: query.question.name.wire, qtype: query.question.type)
             ?? localData(query) {
             counters.localAnswers[local.reason.rawValue, default: 0] += 1
-            return result(.answer(Self.localAnswer(local, to: query), source: .local(local.reason)))
+            let answer = Self.localAnswer(local, to: query)
+            // Local data fills sets; the policy's own answers (portal, null address) do not.
+            let fills = local.reason == .local ? SetFill.fills(sets, answer: answer) : []
+            return result(.answer(answer, source: .local(local.reason)), fills: fills)
         }
         guard let pool = policy.pool(for: decision, wireName: query.question.name.wire).flatMap(policy.config.pool(named:)),
               !pool.servers.isEmpty else {
@@ -63,7 +69,7 @@ extension QueryStateMachine {
             Self.setRecursionDesired(query.header.recursionDesired, in: &hit)
             counters.cacheHits += 1
             counters.answered += 1
-            return result(.answer(hit, source: .cache))
+            return result(.answer(hit, source: .cache), fills: SetFill.fills(sets, answer: hit))
         }
         // Every server of the pool is backed off: a stale answer now beats SERVFAIL later.
         if cacheOn, limits.serveStale > 0, pool.servers.allSatisfy({ health.isDown($0, now: now) }),
@@ -72,7 +78,7 @@ extension QueryStateMachine {
             Self.setRecursionDesired(query.header.recursionDesired, in: &stale)
             counters.staleServed += 1
             counters.answered += 1
-            return result(.answer(stale, source: .stale))
+            return result(.answer(stale, source: .stale), fills: SetFill.fills(sets, answer: stale))
         }
         // Limits apply to anything that waits on an upstream (cache hits are free).
         let client = q.identity.address
@@ -98,6 +104,7 @@ extension QueryStateMachine {
             upstreams: health.order(pool.servers, strategy: pool.strategy, now: now, turn: turn),
             plan: UpstreamPlan(upstreamCount: pool.servers.count, rounds: limits.rounds),
             deadline: now + limits.queryTimeout)
+        txn.sets = sets
         if plan.shareable {
             txn.cacheKey = plan.cacheKey
             txn.inflightKey = plan.inflightKey

@@ -28,8 +28,11 @@ extension QueryStateMachine {
             if limits.cacheSize > 0, let key = txn.cacheKey {
                 cache.store(key, answer: Array(bytes.prefix(length)), now: now)
             }
-            return AttemptResult(ended: ended, action: .finish(finish(ref.txn, answerLength: length, rcode: rcode,
-                                                                      replacement: nil, now: now)))
+            var done = finish(ref.txn, answerLength: length, rcode: rcode, replacement: nil, now: now)
+            if !txn.sets.isEmpty {
+                done.fills = SetFill.fills(txn.sets, answer: UnsafeRawBufferPointer(rebasing: bytes.prefix(length)))
+            }
+            return AttemptResult(ended: ended, action: .finish(done))
         case .truncatedWithoutQuestion:
             health.success(txn.current, rtt: now - txn.attemptStarted)
             counters.truncatedRelayed += 1
@@ -99,6 +102,7 @@ extension QueryStateMachine {
         if let key = txn.inflightKey, inflight[key] == id { inflight[key] = nil }
         var deliveries: [Delivery] = []
         deliveries.reserveCapacity(1 + txn.followers.count)
+        var staleFills: [SetFill] = []
         for waiter in CollectionOfOne(txn.leader).lazy + txn.followers {
             inFlight -= 1
             let left = perClient[waiter.client, default: 1] - 1
@@ -117,6 +121,7 @@ extension QueryStateMachine {
                     delivery.bytes = stale
                     delivery.rcode = stale[3] & 0x0F
                     delivery.source = .staleAfterFailure
+                    staleFills += SetFill.fills(txn.sets, answer: stale)
                 } else {
                     counters.servfail += 1
                     delivery.bytes = DNSResponseBuilder.errorResponse(to: query, rcode: .servFail)
@@ -129,6 +134,6 @@ extension QueryStateMachine {
             deliveries.append(delivery)
         }
         return Finish(txn: id, answerLength: answerLength, replacement: replacement, deliveries: deliveries,
-                      drained: draining && inFlight == 0)
+                      drained: draining && inFlight == 0, fills: staleFills)
     }
 }

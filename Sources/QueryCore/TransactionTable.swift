@@ -1,5 +1,6 @@
 import DNSWire
 import MarkCore
+import MarkPolicy
 
 /// A client waiting for an answer: the shell's handle for where the answer goes, its
 /// query (ID, name case, RD, question) and its address (per-client limits).
@@ -27,6 +28,8 @@ struct Transaction: Sendable {
     /// Keys it is cached and coalesced under (nil: not shareable).
     var cacheKey: CacheKey?
     var inflightKey: InflightKey?
+    /// The sets its answer fills (chosen on arrival by name and mark).
+    var sets: [SetTarget] = []
 
     var current: Endpoint { upstreams[plan.current] }
 }

@@ -6,7 +6,7 @@ struct Markdns: ParsableCommand {
         commandName: "markdns",
         abstract: "A DNS forwarder that carries each client's connmark onto its upstream DNS flows.",
         version: BuildInfo.line,
-        subcommands: [Serve.self, Check.self, Rules.self, Reload.self, SessionCommand.self, Accounting.self, Top.self, Version.self],
+        subcommands: [Serve.self, Check.self, Rules.self, SetsCommand.self, Reload.self, SessionCommand.self, Accounting.self, Top.self, Version.self],
         defaultSubcommand: Serve.self
     )
 }

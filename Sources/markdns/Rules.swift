@@ -88,6 +88,9 @@ struct Rules: ParsableCommand {
             if policy.hasSessions {
                 FileHandleStderr.write("markdns: warning: sessions need the nft ruleset (session sets in table inet markdns); the iptables rules have none, so `markdns session login` will fail\n")
             }
+            if !policy.sets.isEmpty {
+                FileHandleStderr.write("markdns: note: [[set]] sets and their route-mark rules exist in the nft ruleset only (--format nft)\n")
+            }
             if apply {
                 try families.forEach { try applyIptables(policy, $0.renderer) }
             } else {

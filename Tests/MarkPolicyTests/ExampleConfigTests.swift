@@ -93,7 +93,7 @@ struct ExampleConfigTests {
         #expect(c.local.domain == "lan" && c.local.privateReverse)
     }
 
-    @Test(arguments: ["accounting.toml", "captive-portal.toml", "multiwan.toml", "markdns.toml"])
+    @Test(arguments: ["accounting.toml", "captive-portal.toml", "multiwan.toml", "markdns.toml", "route-by-name.toml"])
     func everyKeyIsAnnotated(_ name: String) throws {
         // Each `key = value` line either has a trailing comment or follows a comment line.
         let text = try F.readFile(F.confPath(name))

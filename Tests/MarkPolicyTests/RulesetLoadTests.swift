@@ -8,7 +8,7 @@ import Testing
 /// Skipped, with the reason shown, where there is no root or no tools.
 @Suite("Rendered rules load in a network namespace", .serialized)
 struct RulesetLoadTests {
-    static let configs = ["accounting.toml", "captive-portal.toml", "multiwan.toml"]
+    static let configs = ["accounting.toml", "captive-portal.toml", "multiwan.toml", "route-by-name.toml"]
 
     @Test(.enabled(if: Namespace.available, "needs root, nft, iptables-restore, ip6tables-restore and ip netns"),
           arguments: configs)

@@ -48,8 +48,14 @@ extension QueryEngine {
 
     /// An answer made during `receive` (error, refusal, local or cached answer).
     func completePending(response: [UInt8]) {
-        guard let pending = pendingEvent, let observer else { return }
+        let pending = pendingEvent
         pendingEvent = nil
+        complete(pending, response: response)
+    }
+
+    /// An answer made during `receive` and held for its set elements, now released.
+    func complete(_ pending: PendingEvent?, response: [UInt8]) {
+        guard let pending, let observer else { return }
         let question = try? DNSMessage.parse(response).question
         observer.queryCompleted(event(pending, question: question,
                                       rcode: response.count > 3 ? response[3] & 0x0F : 0, upstream: nil))

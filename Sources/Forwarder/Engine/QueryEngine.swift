@@ -61,6 +61,8 @@ final class QueryEngine {
     /// Told of every query's outcome (metrics, top clients, query log); see QueryEngine+Events.
     let observer: (any QueryObserver)?
     var pendingEvent: PendingEvent?
+    /// `[[set]]` writes and the answers held for them (see `Sets/`).
+    let sets = SetWriter()
 
     init(loop: DataPlaneLoop, tcpLoop: any EventLoop, config: ForwarderConfig, markSource: (any MarkSource)?,
          shared: SharedState, neighbours: NeighbourTable, logger: Logger) {
@@ -68,7 +70,10 @@ final class QueryEngine {
         self.tcpLoop = tcpLoop
         self.shared = shared
         self.batcher = WriteBatcher(loop: loop)
-        defer { batcher.upstream = { [unowned self] in self.flushUpstream() } }
+        defer {
+            batcher.upstream = { [unowned self] in self.flushUpstream() }
+            batcher.sets = { [unowned self] in self.flushSets() }
+        }
         self.config = config
         self.markSource = markSource
         self.neighbours = neighbours
@@ -146,6 +151,11 @@ final class QueryEngine {
         switch arrival.action {
         case .answer(let answer, let source):
             noteSource(source)
+            if !arrival.fills.isEmpty,
+               holdForSets(arrival.fills, HeldReply(reply: reply, bytes: answer, tcpClient: tcpClient,
+                                                    event: takeEvent(), delivery: nil)) {
+                return
+            }
             respond(answer, to: reply)
             tcpClient?.queryDone()
         case .joined:
@@ -217,8 +227,14 @@ final class QueryEngine {
     }
 
     private func deliver(_ finish: Finish, answer: UnsafeRawBufferPointer?) {
+        let hold = !finish.fills.isEmpty && holdForSets(finish.fills, nil)
         for d in finish.deliveries {
             guard let client = clients.remove(d.handle) else { continue }
+            if hold {
+                sets.tickReplies.append(HeldReply(reply: client.reply, bytes: heldBytes(d, finish, answer: answer),
+                                                  tcpClient: client.tcpClient, event: client.event, delivery: d))
+                continue
+            }
             complete(client.event, delivery: d)
             if let bytes = d.bytes {
                 bytes.withUnsafeBytes { client.reply.send($0, batcher: batcher, allocator: allocator) }

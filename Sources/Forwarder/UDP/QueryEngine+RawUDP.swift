@@ -21,7 +21,7 @@ extension QueryEngine {
 
     /// The loop reported a descriptor of this engine readable.
     func ready(_ token: Int) {
-        if token >= Self.firstSocketToken { upstreamReady(token) } else if token < listeners.count { drain(token) }
+        if token == SetWriter.token { setSocketReady() } else if token >= Self.firstSocketToken { upstreamReady(token) } else if token < listeners.count { drain(token) }
     }
 
     private func drain(_ token: Int) {

@@ -11,6 +11,9 @@ final class WriteBatcher {
     private var dirty: [RawUDPListener] = []
     /// Sends the engine's queued upstream queries (set by the engine).
     var upstream: (() -> Void)?
+    /// Sends the tick's set elements and releases the answers they complete (set by the
+    /// engine); before the listeners flush, so those answers leave in this tick.
+    var sets: (() -> Void)?
 
     /// Registers itself as `loop`'s tick-end hook: call on the loop.
     init(loop: DataPlaneLoop) {
@@ -33,6 +36,7 @@ final class WriteBatcher {
 
     func flush() {
         upstream?()
+        sets?()
         for listener in dirty { listener.flush() }
         dirty.removeAll(keepingCapacity: true)
     }
