@@ -14,6 +14,11 @@ let strictShell: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
 // query's instructions, measured with callgrind: see bench/PROFILE.md). Debug builds, which
 // the tests run, keep the checks.
 let dataPlane: [SwiftSetting] = strictShell + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+// Code that runs mostly at start-up, on a command or on a control request: the CLI, the
+// policy files and renderers, the session store and service. Optimised for size in release
+// builds (the package's 20 MB budget, scripts/package.sh); the query path (DNSWire,
+// QueryCore, DNSCache, MarkCore, Forwarder, Conntrack) stays at -O.
+let cold: [SwiftSetting] = [.unsafeFlags(["-Osize"], .when(configuration: .release))]
 
 let package = Package(
     name: "markdns",
@@ -73,13 +78,15 @@ let package = Package(
         // Pure: client sessions (captive portal, per-user accounting): durations, mark
         // ranges, the session state machine (login/logout/expiry/re-apply -> store, kernel
         // map, connmark and DNS-path actions), JSON and RFC 8908 documents.
-        .target(name: "MarkSessions", dependencies: ["MarkCore"], swiftSettings: strict),
+        .target(name: "MarkSessions", dependencies: ["MarkCore"], swiftSettings: strict + cold),
         // Pure: the per-client marking policy (TOML config, mask arithmetic, DNS actions,
         // nftables/iptables rendering). No sockets; files are read through a closure.
         .target(
             name: "MarkPolicy",
             dependencies: ["MarkCore", "MarkSessions", .product(name: "TOMLKit", package: "TOMLKit")],
-            swiftSettings: strict
+            // Mostly the TOML reader, the checks and the renderers; per query only the
+            // policy decision and the domain and client lookups, a few % of a query's work.
+            swiftSettings: strict + cold
         ),
         // Pure: what the observability shell counts and prints: query events, the top-N of
         // clients per mark, the query-log line, conntrack accounting per mark.
@@ -112,7 +119,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strictShell
+            swiftSettings: strictShell + cold
         ),
         // I/O: `[[set]]` elements into nft sets over a persistent netlink socket (libnftnl).
         .target(name: "NftSets", dependencies: ["CNftnl", "QueryCore"], swiftSettings: strict),
@@ -157,7 +164,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict + cold
         ),
         // libFuzzer target over the pure query-handling core (scripts/fuzz.sh builds it with
         // --sanitize=fuzzer; a plain build only compiles it).

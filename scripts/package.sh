@@ -41,7 +41,7 @@ touch Sources/CBuildInfo/build_info.c
 # of our objects: 15,000 dynamic symbols, 1.4 MB) and packed relative relocations (DT_RELR,
 # GNU ld; PIE's 1.3 MB of R_X86_64_RELATIVE entries shrink to 11 KB; needs glibc >= 2.36,
 # which dpkg-shlibdeps then puts in Depends).
-LINK=(-Xswiftc -use-ld=bfd -Xlinker --no-export-dynamic -Xlinker -z -Xlinker pack-relative-relocs)
+LINK=(-Xswiftc -use-ld=bfd -Xlinker --no-export-dynamic -Xlinker -z -Xlinker pack-relative-relocs -Xcxx -Os)
 echo "== building markdns $UPSTREAM_VERSION (commit $COMMIT), release, --static-swift-stdlib" >&2
 "${NICE[@]}" swift build -c release --static-swift-stdlib --product markdns --scratch-path .build-pkg "${LINK[@]}" \
     2>&1 | grep -v "the use of \`mktemp' is dangerous" | tail -3 >&2

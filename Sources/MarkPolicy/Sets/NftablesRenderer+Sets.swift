@@ -8,11 +8,17 @@ extension NftablesRenderer {
     /// included), then empties the chains, the client selector sets and the session sets and
     /// maps for the full definitions that follow (which refill them with the live sessions).
     /// Objects the policy no longer names stay, unreferenced.
+    /// `elements = { ... }`. Not `String.contains(_:)`: that one lives in _StringProcessing,
+    /// and linking it brings the whole Regex engine (~200 KB) into the static binary.
+    private static func isElementsLine(_ line: String) -> Bool {
+        line.drop { $0 == " " }.hasPrefix("elements")
+    }
+
     static func keepPreamble(_ config: PolicyConfig) -> [String] {
         var out = ["# The [[set]] sets must keep their members across a re-apply: the table is not deleted.",
                    "table \(table) {"]
         for s in config.sets { out += dynamicSet(s, comment: false) }
-        for c in clientSets(config) { out += set(c.name, type: c.type, interval: c.interval, []).filter { !$0.contains("elements") } }
+        for c in clientSets(config) { out += set(c.name, type: c.type, interval: c.interval, []).filter { !Self.isElementsLine($0) } }
         for s in sessionSets(config) {
             out += ["    \(s.isMap ? "map" : "set") \(s.name) {", "        type \(s.type)", "        flags timeout", "    }"]
         }
