@@ -91,7 +91,7 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Event loops (threads), each with its own listeners (SO_REUSEPORT, one client address per loop), cache share and ctnetlink socket. Default: one per core, at most 8.")
     var threads: Int = ForwarderConfig.defaultThreads
 
-    @Option(name: .long, help: ArgumentHelp("How UDP clients are steered over the event loops: 'adaptive' (default) keeps them on one loop until it uses 40% of a core and gathers them again when all loops together use under 15% for 3 s (one loop wakes and batches for everyone: less CPU per query at a gateway's rates); 'always' spreads them by address over every loop from the start.", valueName: "adaptive|always"))
+    @Option(name: .long, help: ArgumentHelp("How UDP clients are steered over the event loops: 'adaptive' (default) keeps them on one loop until it uses 70% of a core and gathers them again when all loops together use under 30% for 3 s (one loop wakes and batches for everyone: less CPU per query at a gateway's rates); 'always' spreads them by address over every loop from the start.", valueName: "adaptive|always"))
     var loopSpread: String = "adaptive"
 
     @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics on /metrics and the top clients per mark on /clients (HTTP).", valueName: "addr:port"))

@@ -7,16 +7,16 @@ struct LoopSpreadTests {
     func hysteresis() {
         var s = LoopSpread(loops: 2)
         #expect(s.active == 1)
-        #expect(s.observe(busy: [0.30, 0]) == nil, "a gateway's load stays on one loop")
-        #expect(s.observe(busy: [0.41, 0]) == 2)
+        #expect(s.observe(busy: [0.45, 0]) == nil, "a gateway's load stays on one loop")
+        #expect(s.observe(busy: [0.71, 0]) == 2)
         #expect(s.active == 2)
         // Spread: half the load each; well below the spread threshold but above gathering.
+        #expect(s.observe(busy: [0.30, 0.30]) == nil)
         #expect(s.observe(busy: [0.10, 0.10]) == nil)
-        #expect(s.observe(busy: [0.05, 0.05]) == nil)
-        #expect(s.observe(busy: [0.05, 0.05]) == nil)
-        #expect(s.observe(busy: [0.10, 0.06]) == nil, "a busier interval restarts the count")
-        #expect(s.observe(busy: [0.05, 0.05]) == nil)
-        #expect(s.observe(busy: [0.05, 0.05]) == nil)
+        #expect(s.observe(busy: [0.10, 0.10]) == nil)
+        #expect(s.observe(busy: [0.20, 0.11]) == nil, "a busier interval restarts the count")
+        #expect(s.observe(busy: [0.10, 0.10]) == nil)
+        #expect(s.observe(busy: [0.10, 0.10]) == nil)
         #expect(s.observe(busy: [0.01, 0.00]) == 1)
         #expect(s.active == 1)
     }
