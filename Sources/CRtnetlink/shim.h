@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/socket.h>
@@ -26,8 +27,9 @@ typedef struct markdns_neigh {
 
 typedef struct markdns_neigh_ctx {
     markdns_neigh *out;
-    int max;
+    int capacity;
     int n;
+    int failed;
 } markdns_neigh_ctx;
 
 static int markdns_neigh_attr(const struct nlattr *attr, void *data) {
@@ -48,7 +50,13 @@ static int markdns_neigh_entry(const struct nlmsghdr *nlh, void *data) {
     size_t alen = nd->ndm_family == AF_INET ? 4 : nd->ndm_family == AF_INET6 ? 16 : 0;
     if (alen == 0 || !tb[NDA_DST] || !tb[NDA_LLADDR]) return MNL_CB_OK;
     if (mnl_attr_get_payload_len(tb[NDA_DST]) != alen || mnl_attr_get_payload_len(tb[NDA_LLADDR]) != 6) return MNL_CB_OK;
-    if (ctx->n >= ctx->max) return MNL_CB_OK;
+    if (ctx->n == ctx->capacity) {
+        int grown = ctx->capacity ? ctx->capacity * 2 : 64;
+        markdns_neigh *more = (markdns_neigh *)realloc(ctx->out, (size_t)grown * sizeof *more);
+        if (!more) { ctx->failed = 1; return MNL_CB_ERROR; }
+        ctx->out = more;
+        ctx->capacity = grown;
+    }
     markdns_neigh *e = &ctx->out[ctx->n++];
     memset(e, 0, sizeof *e);
     e->family = nd->ndm_family;
@@ -58,9 +66,10 @@ static int markdns_neigh_entry(const struct nlmsghdr *nlh, void *data) {
     return MNL_CB_OK;
 }
 
-/// Dumps the neighbour table into `out` (at most `max` entries). Returns the number of
-/// entries, or -errno.
-static inline int markdns_neigh_dump(markdns_neigh *out, int max) {
+/// Dumps the neighbour table into a malloc'd array (`*out`, free it with free(); NULL when
+/// empty). Returns the number of entries, or -errno (then nothing to free).
+static inline int markdns_neigh_dump(markdns_neigh **out) {
+    *out = NULL;
     struct mnl_socket *nl = mnl_socket_open(NETLINK_ROUTE);
     if (!nl) return -errno;
     if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
@@ -68,7 +77,7 @@ static inline int markdns_neigh_dump(markdns_neigh *out, int max) {
         mnl_socket_close(nl);
         return -e;
     }
-    static __thread char buf[32768];
+    char buf[32768];  // MNL_SOCKET_DUMP_SIZE: a dump message is at most a page or 8 KB
     struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
     nlh->nlmsg_type = RTM_GETNEIGH;
     nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
@@ -82,7 +91,7 @@ static inline int markdns_neigh_dump(markdns_neigh *out, int max) {
         mnl_socket_close(nl);
         return -e;
     }
-    markdns_neigh_ctx ctx = { out, max, 0 };
+    markdns_neigh_ctx ctx = { NULL, 0, 0, 0 };
     int rc = 0;
     for (;;) {
         ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof buf);
@@ -92,7 +101,10 @@ static inline int markdns_neigh_dump(markdns_neigh *out, int max) {
         if (r == MNL_CB_STOP) break;
     }
     mnl_socket_close(nl);
-    return rc < 0 ? rc : ctx.n;
+    if (ctx.failed) rc = -ENOMEM;
+    if (rc < 0) { free(ctx.out); return rc; }
+    *out = ctx.out;
+    return ctx.n;
 }
 
 #endif

@@ -12,12 +12,14 @@ public enum NeighbourDump {
         public let description: String
     }
 
-    /// Every entry with a link-layer address, at most `max`.
-    public static func entries(max: Int = 16_384) throws(Failure) -> [Neighbour] {
-        var raw = [markdns_neigh](repeating: markdns_neigh(), count: max)
-        let n = raw.withUnsafeMutableBufferPointer { markdns_neigh_dump($0.baseAddress, Int32($0.count)) }
+    /// Every entry with a link-layer address.
+    public static func entries() throws(Failure) -> [Neighbour] {
+        var raw: UnsafeMutablePointer<markdns_neigh>? = nil
+        let n = markdns_neigh_dump(&raw)
         guard n >= 0 else { throw Failure(description: "neighbour table dump (rtnetlink): \(String(cString: strerror(-n)))") }
-        return raw.prefix(Int(n)).compactMap { e in
+        defer { free(raw) }
+        guard let raw else { return [] }
+        return UnsafeBufferPointer(start: raw, count: Int(n)).compactMap { e in
             var e = e
             let addr = withUnsafeBytes(of: &e.addr) { Array($0) }
             let mac = withUnsafeBytes(of: &e.lladdr) { Array($0) }
