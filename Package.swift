@@ -41,6 +41,11 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // Encrypted upstreams (DoT, DoH over HTTP/2): BoringSSL and HTTP/2, no Foundation.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        // Base64 and base64url (SPKI pins, DoH GET), pure Swift without Foundation.
+        .package(url: "https://github.com/swift-extras/swift-extras-base64.git", from: "1.2.0"),
     ],
     targets: [
         // C: libnetfilter_conntrack + libmnl, found through pkg-config.
@@ -65,6 +70,8 @@ let package = Package(
         .systemLibrary(name: "CBatchIO"),
         // C: prctl(PR_SET_NAME) for naming our own threads.
         .systemLibrary(name: "CThreads"),
+        // C: BoringSSL's SHA256() from the copy swift-nio-ssl links (SPKI pins; see its shim.h).
+        .systemLibrary(name: "CBoringSSLDigest"),
         // C: the commit markdns was built from (scripts/package.sh writes build_commit.h).
         .target(name: "CBuildInfo"),
         // Threads without Foundation (which would link ICU): named pthreads, a condition.
@@ -74,7 +81,8 @@ let package = Package(
         // Pure: the answer cache (bounded LRU, TTL countdown, keyed by policy view).
         .target(name: "DNSCache", dependencies: ["DNSWire"], swiftSettings: strict),
         // Pure: flow tuples, addresses, upstream plan, mark decisions.
-        .target(name: "MarkCore", swiftSettings: strict),
+        .target(name: "MarkCore", dependencies: [.product(name: "ExtrasBase64", package: "swift-extras-base64")],
+                swiftSettings: strict),
         // Pure: client sessions (captive portal, per-user accounting): durations, mark
         // ranges, the session state machine (login/logout/expiry/re-apply -> store, kernel
         // map, connmark and DNS-path actions), JSON and RFC 8908 documents.
@@ -127,13 +135,16 @@ let package = Package(
         .target(
             name: "Forwarder",
             dependencies: [
-                "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "QueryCore", "Conntrack", "NftSets", "MarkStats", "CBatchIO", "Threads",
+                "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "QueryCore", "Conntrack", "NftSets", "MarkStats", "CBatchIO", "Threads", "CBoringSSLDigest",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
             ],
             swiftSettings: dataPlane
         ),

@@ -41,7 +41,8 @@ struct TOMLPolicyReader {
     static let localKeys = ["domain", "hosts", "private-reverse", "ttl", "records"]
     static let serverKeys = ["listen"]
     static let conntrackKeys = ["mask", "base", "on-missing", "mark-source"]
-    static let poolKeys = ["name", "servers", "strategy", "default", "domains"]
+    static let poolKeys = ["name", "servers", "strategy", "default", "domains",
+                           "tls-ca", "tls-pin", "max-connections", "https-method"]
     static let clientKeys = ["name", "match", "mark"]
     static let markKeys = ["value", "name", "action", "pool", "portal", "allow", "ttl",
                            "block", "block-answer", "block-ttl", "table",
@@ -87,9 +88,10 @@ struct TOMLPolicyReader {
             let name = try required(string(t, "name", path: "\(p).name"), "\(p).name", in: p)
             let list = try required(strings(t, "servers", path: "\(p).servers"), "\(p).servers", in: p)
             var pool = Pool(name: name, servers: [])
-            pool.servers = try list.enumerated().map { (j, s) throws(PolicyError) in
-                try endpoint(s, path: "\(p).servers[\(j + 1)]")
-            }
+            pool.setUpstreams(try list.enumerated().map { (j, s) throws(PolicyError) in
+                try upstream(s, path: "\(p).servers[\(j + 1)]")
+            })
+            try readSecureSettings(t, path: p, into: &pool, readFile: readFile)
             if let s = try string(t, "strategy", path: "\(p).strategy") {
                 pool.strategy = try choice(s, PoolStrategy.self, path: "\(p).strategy")
             }
@@ -283,6 +285,10 @@ struct TOMLPolicyReader {
 
     private func endpoint(_ s: String, path: String) throws(PolicyError) -> Endpoint {
         do { return try Endpoint.parse(s, defaultPort: 53) } catch { throw self.error(path, error.description) }
+    }
+
+    private func upstream(_ s: String, path: String) throws(PolicyError) -> UpstreamAddress {
+        do { return try UpstreamAddress.parse(s) } catch { throw self.error(path, error.description) }
     }
 
     private func selector(_ s: String, path: String) throws(PolicyError) -> ClientSelector {

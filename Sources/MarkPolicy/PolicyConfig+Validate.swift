@@ -37,6 +37,7 @@ extension PolicyConfig {
             guard poolNames.insert(p.name).inserted else { throw fail("\(k).name", "pool '\(p.name)' is defined twice") }
             guard !p.servers.isEmpty else { throw fail("\(k).servers", "is empty: a pool needs at least one server") }
         }
+        try validateSecure(fail: fail)
         var routed: [String: String] = [:]
         for (i, p) in pools.enumerated() {
             for (j, d) in p.domains.enumerated() {

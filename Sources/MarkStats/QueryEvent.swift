@@ -18,6 +18,9 @@ public struct QueryEvent: Sendable, Equatable {
     public var rcode: UInt8
     /// The upstream that gave the answer; nil for answers made here.
     public var upstream: Endpoint?
+    /// The upstream as written when it is not plain DNS (`tls://192.0.2.1:853#dns.example`);
+    /// the query log names it so.
+    public var upstreamName: String?
     /// From the query's arrival to its answer.
     public var latency: Double
     public var cacheHit: Bool

@@ -15,7 +15,7 @@ extension QueryEvent {
         s.append(",\"qtype\":"); s.append(String(qtype))
         s.append(",\"rcode\":\""); s.append(rcodeName); s.append("\"")
         s.append(",\"upstream\":")
-        if let upstream { JSONText.append(upstream.description, to: &s) } else { s.append("null") }
+        if let name = upstreamName ?? upstream?.description { JSONText.append(name, to: &s) } else { s.append("null") }
         s.append(",\"latency_ms\":"); s.append(Self.fixed(latency * 1000, decimals: 3))
         s.append(",\"cache_hit\":"); s.append(cacheHit ? "true" : "false")
         if let localReason { s.append(",\"local\":"); JSONText.append(localReason, to: &s) }

@@ -21,10 +21,13 @@ public struct MetricsRoutes: Sendable {
     public let accounting: AccountingSampler?
     public let snapshot: @Sendable () -> (counters: Counters, outstanding: Int)
     public let extensions: MetricsExtensions
+    /// The DoT/DoH upstreams' counters.
+    public let secure: SecureStats?
 
     public init(hub: ObservabilityHub, accounting: AccountingSampler?, extensions: MetricsExtensions = MetricsExtensions(),
-                snapshot: @escaping @Sendable () -> (counters: Counters, outstanding: Int)) {
+                secure: SecureStats? = nil, snapshot: @escaping @Sendable () -> (counters: Counters, outstanding: Int)) {
         self.hub = hub; self.accounting = accounting; self.snapshot = snapshot; self.extensions = extensions
+        self.secure = secure
     }
 
     public func reply(path: String, query: String) -> HTTPReply {
@@ -33,6 +36,7 @@ public struct MetricsRoutes: Sendable {
             let metrics = hub.metrics
             let now = snapshot()
             metrics.update(from: now.counters, outstanding: now.outstanding)
+            if let secure { metrics.update(secure: secure.snapshot) }
             if let log = hub.queryLog {
                 metrics.mirror("markdns_querylog_dropped_total", total: log.dropped)
                 metrics.mirror("markdns_querylog_written_total", total: log.written)

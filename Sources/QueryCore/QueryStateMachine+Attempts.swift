@@ -28,7 +28,10 @@ extension QueryStateMachine {
             if limits.cacheSize > 0, let key = txn.cacheKey {
                 cache.store(key, answer: Array(bytes.prefix(length)), now: now)
             }
-            var done = finish(ref.txn, answerLength: length, rcode: rcode, replacement: nil, now: now)
+            // Over TCP/TLS/HTTPS the answer may not fit a UDP client: TC (the cache keeps it all).
+            let tc = AnswerFit.truncated(for: txn.leader.query, proto: txn.proto, length: length, rcode: rcode)
+            if tc != nil { counters.truncatedRelayed += 1 }
+            var done = finish(ref.txn, answerLength: tc?.count ?? length, rcode: rcode, replacement: tc, now: now)
             if !txn.sets.isEmpty {
                 done.fills = SetFill.fills(txn.sets, answer: UnsafeRawBufferPointer(rebasing: bytes.prefix(length)))
             }

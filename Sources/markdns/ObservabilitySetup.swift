@@ -16,6 +16,8 @@ final class ObservabilitySetup: Sendable {
     private let logger: Logger
     /// Sessions add their metrics and `/sessions` here once they run.
     let extensions = MetricsExtensions()
+    /// The DoT/DoH counters the forwarder keeps (`ForwarderConfig.secureStats`).
+    let secureStats = SecureStats()
 
     init(metrics: String?, queryLog: String?, queryLogQueue: Int, conntrack: Bool, policy: PolicyConfig, logger: Logger) {
         self.logger = logger
@@ -34,7 +36,8 @@ final class ObservabilitySetup: Sendable {
     /// Binds the metrics listener (when asked for).
     func startListener(forwarder: Forwarder) throws(ForwarderStartError) {
         guard let address = metricsAddress, let hub else { return }
-        let routes = MetricsRoutes(hub: hub, accounting: accounting, extensions: extensions, snapshot: { forwarder.snapshot() })
+        let routes = MetricsRoutes(hub: hub, accounting: accounting, extensions: extensions, secure: secureStats,
+                                   snapshot: { forwarder.snapshot() })
         do {
             let s = try MetricsHTTPServer.start(host: address.address.description, port: Int(address.port)) {
                 routes.reply(path: $0, query: $1)

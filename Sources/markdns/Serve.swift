@@ -22,8 +22,11 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Address to serve on, UDP and TCP: 192.0.2.1:53 or [::1]:53. Repeatable. 0.0.0.0 / [::] mean every local address.", valueName: "addr:port"))
     var listen: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Upstream server, tried in order. Repeatable. Port 53 when omitted.", valueName: "addr:port"))
+    @Option(name: .long, help: ArgumentHelp("Upstream server, tried in order. Repeatable. ADDR[:PORT] (plain DNS, port 53), tls://ADDR[:PORT][#NAME] (DNS over TLS, 853) or https://ADDR[:PORT][/PATH][#NAME] (DNS over HTTPS, 443, /dns-query); NAME is the name the certificate must carry.", valueName: "upstream"))
     var upstream: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("PEM file of the CAs that sign the certificates of tls:// and https:// upstreams whose pool sets no tls-ca (default: the system store, /etc/ssl/certs).", valueName: "file"))
+    var tlsCa: String?
 
     @Option(name: .long, help: "Answer cache entries (0 disables the cache). Answers are cached per policy view, pool and mark.")
     var cacheSize: Int = 10_000
@@ -190,6 +193,7 @@ struct Serve: ParsableCommand {
         let observability = ObservabilitySetup(metrics: metrics, queryLog: queryLog, queryLogQueue: queryLogQueue,
                                                conntrack: config.useConntrack, policy: policy, logger: logger)
         config.observer = observability.hub
+        config.secureStats = observability.secureStats
 
         let forwarder: Forwarder
         do {
@@ -233,7 +237,10 @@ struct Serve: ParsableCommand {
             FileHandleStderr.write("markdns: \(error.description)\n")
             Glibc.exit(1)
         }
-        if probeUpstreams { UpstreamProbe.start(policy.pools.flatMap(\.servers), logger: logger) }
+        // Plain upstreams only: a probe of an encrypted one would be plain DNS.
+        if probeUpstreams {
+            UpstreamProbe.start(policy.pools.flatMap { p in p.servers.filter { p.secure[$0] == nil } }, logger: logger)
+        }
         sessions?.install(into: observability.extensions)
         waitForTermination(onReopen: { observability.reopenLog() }, onReload: {
             guard self.config != nil else {
@@ -264,16 +271,28 @@ struct Serve: ParsableCommand {
     /// policy built from the flags when there is no file.
     func effectivePolicy() throws -> PolicyConfig {
         var policy: PolicyConfig
-        let upstreams = try upstream.map { try Endpoint.parse($0, defaultPort: 53) }
+        let upstreams = try upstream.map { text in
+            do { return try UpstreamAddress.parse(text) } catch { throw ValidationError("--upstream '\(text)': \(error)") }
+        }
         if let config {
             policy = try PolicyLoading.load(config)
             if !upstreams.isEmpty, let i = policy.pools.firstIndex(where: { $0.name == policy.defaultPool }) {
-                policy.pools[i].servers = upstreams
+                policy.pools[i].setUpstreams(upstreams)
             }
             if requireMark { policy.conntrack.onMissing = .refuse }
         } else {
-            policy = ForwarderConfig.simplePolicy(upstreams: upstreams, requireMark: requireMark)
+            policy = ForwarderConfig.simplePolicy(servers: upstreams, requireMark: requireMark)
         }
+        if let tlsCa {
+            guard access(tlsCa, R_OK) == 0 else { throw ValidationError("--tls-ca '\(tlsCa)': cannot read it") }
+            for i in policy.pools.indices {
+                for (e, var s) in policy.pools[i].secure where s.caFile == nil {
+                    s.caFile = tlsCa
+                    policy.pools[i].secure[e] = s
+                }
+            }
+        }
+        try policy.validate(file: "--upstream")
         try addDomainServers(to: &policy)
         try addLocalData(to: &policy)
         if let s = strategy.flatMap(UpstreamStrategy.init(rawValue:)),

@@ -31,6 +31,15 @@ struct QueryLogLineTests {
         #expect(o["local"] == nil)
     }
 
+    @Test("An encrypted upstream is named as written")
+    func encryptedUpstreamName() throws {
+        var e = QueryEvent(time: 1, client: IPAddress("127.0.0.10")!, proto: .udp, connmark: 0x10, markName: "alice",
+                           qname: "example.test.", qtype: 1, rcode: 0,
+                           upstream: Endpoint(address: IPAddress("127.0.0.2")!, port: 853), latency: 0)
+        e.upstreamName = "tls://127.0.0.2:853#dns.test"
+        #expect(try parse(e.jsonLine)["upstream"] as? String == "tls://127.0.0.2:853#dns.test")
+    }
+
     @Test("No mark, no upstream and a local answer are written as null and a reason")
     func localAnswer() throws {
         let e = QueryEvent(time: 1, client: IPAddress("::1")!, proto: .tcp, connmark: nil, markName: "none",

@@ -68,6 +68,7 @@ extension QueryEngine {
         var upstream: Endpoint? = nil
         if case .upstream(let u) = d.source { upstream = u }
         var e = event(pending, question: d.question, rcode: d.rcode, upstream: upstream)
+        if let upstream, !secureUpstreams.isEmpty { e.upstreamName = secureUpstreams[upstream]?.description }
         e.forwarded = d.source.forwarded
         observer.queryCompleted(e)
     }

@@ -63,9 +63,16 @@ final class QueryEngine {
     var pendingEvent: PendingEvent?
     /// `[[set]]` writes and the answers held for them (see `Sets/`).
     let sets = SetWriter()
+    /// The policy's `tls://` and `https://` upstreams by address, and their connection
+    /// pools (shared by every engine, on one NIO loop, made at the first encrypted query;
+    /// see `TLS/`). `index` tells this engine's queries apart there.
+    var secureUpstreams: [Endpoint: SecureUpstream]
+    let securePools: NIOLoopBoundBox<SecurePools?>
+    let index: Int
 
     init(loop: DataPlaneLoop, tcpLoop: any EventLoop, config: ForwarderConfig, markSource: (any MarkSource)?,
-         shared: SharedState, neighbours: NeighbourTable, logger: Logger) {
+         shared: SharedState, neighbours: NeighbourTable, logger: Logger, index: Int,
+         securePools: NIOLoopBoundBox<SecurePools?>) {
         self.loop = loop
         self.tcpLoop = tcpLoop
         self.shared = shared
@@ -81,6 +88,9 @@ final class QueryEngine {
         self.observer = config.observer
         self.markTrust = Self.markTrust(config, config.policy)
         self.core = QueryStateMachine(policy: config.policy, limits: config.queryLimits)
+        self.secureUpstreams = config.policy.config.secureUpstreams
+        self.securePools = securePools
+        self.index = index
     }
 
     var inFlight: Int { core.inFlight }
@@ -88,6 +98,7 @@ final class QueryEngine {
 
     func reload(_ policy: PolicyEngine) {
         core.reload(policy)
+        secureUpstreams = policy.config.secureUpstreams
         // The ruleset may have changed with the policy: packet marks are checked again.
         markTrust = Self.markTrust(config, policy)
     }
@@ -200,6 +211,8 @@ final class QueryEngine {
     /// Starts an attempt on its transport, with the timer covering its deadline.
     func startAttempt(_ start: StartAttempt) {
         if start.deadline < timerAt { armTimer(at: start.deadline) }
+        // One emptiness check on the plain-only path (no hashing of the upstream per attempt).
+        if !secureUpstreams.isEmpty, let secure = secureUpstreams[start.upstream] { return sendSecure(start, secure) }
         switch start.proto {
         case .udp: sendUDP(start)
         case .tcp: sendTCP(start)
@@ -271,6 +284,8 @@ final class QueryEngine {
             maybeClose(socket)
         case .tcp(let channel, _):
             channel.close(promise: nil)
+        case .secure(let ref, let key):
+            releaseSecure(ref, key)
         }
     }
 
@@ -294,6 +309,8 @@ final class QueryEngine {
 enum AttemptIO {
     case udp(UpstreamUDPSocket, UInt16)
     case tcp(any Channel, UInt16)
+    /// A query on a pooled DoT/DoH connection (the pool knows which one).
+    case secure(AttemptRef, SecurePools.Key)
 
     var localEndpoint: Endpoint? {
         if case .udp(let socket, _) = self { return socket.local }

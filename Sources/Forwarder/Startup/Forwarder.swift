@@ -63,7 +63,10 @@ public final class Forwarder: Sendable {
         let engineConfig = config.perEngine(threads: threads)
         var engines: [NIOLoopBound<QueryEngine>] = []
         var loopsWithMarkSource = 0
-        for (loop, tcpLoop) in zip(dataPlanes, tcpLoops) {
+        // One set of DoT/DoH pools for every engine, on the first NIO loop: at most
+        // max-connections per (mark, upstream) however many loops there are.
+        let securePools = NIOLoopBoundBox.makeEmptyBox(valueType: SecurePools.self, eventLoop: tcpLoops[0])
+        for (index, (loop, tcpLoop)) in zip(dataPlanes, tcpLoops).enumerated() {
             // The mark source is created on the loop that will use it (it is not thread-safe).
             let made: Result<(NIOLoopBound<QueryEngine>, Bool), ForwarderStartError> = try loop.submit {
                 var markSource: (any MarkSource)? = nil
@@ -78,7 +81,8 @@ public final class Forwarder: Sendable {
                     }
                 }
                 let engine = QueryEngine(loop: loop, tcpLoop: tcpLoop, config: engineConfig, markSource: markSource,
-                                         shared: shared, neighbours: NeighbourTable(), logger: logger)
+                                         shared: shared, neighbours: NeighbourTable(), logger: logger,
+                                         index: index, securePools: securePools)
                 let bound = NIOLoopBound(engine, eventLoop: loop)
                 loop.onReady { [unowned engine] token in engine.ready(token) }
                 engine.startSweeping()

@@ -49,6 +49,11 @@ public struct ForwarderConfig: Sendable {
     /// Told of every query's outcome, upstream attempt and conntrack lookup (metrics,
     /// top clients, query log). Nil: nothing is observed and nothing is spent on it.
     public var observer: (any QueryObserver)?
+    /// Counters of the DoT/DoH upstreams (connections, handshakes, reuse, failures), for the metrics.
+    public var secureStats = SecureStats()
+    /// A DoT/DoH connection with nothing in flight is closed after this long (RFC 7766
+    /// 6.2.3; shorter when the server's edns-tcp-keepalive says so).
+    public var secureIdleTimeout: Double = 10
 
     /// Where client marks come from: packet marks (SO_RCVMARK) once they are seen to match
     /// ctnetlink's connmarks (`auto`), or ctnetlink for every query (`conntrack`). Nil: the
@@ -103,7 +108,12 @@ public struct ForwarderConfig: Sendable {
     /// The policy of a plain forwarder (no policy file): one pool, every connmark bit
     /// propagated, unmarked queries forwarded unmarked, or refused with `requireMark`.
     public static func simplePolicy(upstreams: [Endpoint], requireMark: Bool) -> PolicyConfig {
-        PolicyConfig(conntrack: ConntrackConfig(onMissing: requireMark ? .refuse : .unmarked),
-                     pools: [Pool(name: "default", servers: upstreams)])
+        simplePolicy(servers: upstreams.map(UpstreamAddress.plain), requireMark: requireMark)
+    }
+
+    public static func simplePolicy(servers upstreams: [UpstreamAddress], requireMark: Bool) -> PolicyConfig {
+        var pool = Pool(name: "default", servers: [])
+        pool.setUpstreams(upstreams)
+        return PolicyConfig(conntrack: ConntrackConfig(onMissing: requireMark ? .refuse : .unmarked), pools: [pool])
     }
 }

@@ -1,0 +1,144 @@
+import DNSWire
+import MarkCore
+import NIOCore
+import NIOExtras
+import NIOPosix
+import NIOSSL
+import QueryCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One DNS-over-TLS connection (RFC 7858) of a (mark, upstream) pool: DNS over TCP framing
+/// (RFC 1035 4.2.2) inside TLS, queries pipelined with IDs unique on the connection and
+/// answers matched by ID in any order (RFC 7766 6.2.1.1). The socket has SO_MARK set
+/// before connect. Runs on the pool's NIO loop.
+final class DoTConnection: SecureConnection, ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let owner: ConnectionOwner
+    private var channel: (any Channel)?
+    private var ready = false
+    private var ended = false
+    private var closeRequested = false
+    private var failure: TLSFailure?
+    /// Queries sent (or waiting for the handshake), by the ID they carry on this connection.
+    private var pending: [UInt16: UnansweredQuery] = [:]
+    private var ids: [QueryRef: UInt16] = [:]
+    private var waiting: [UInt16] = []
+    private var nextID: UInt16
+
+    private init(owner: ConnectionOwner) {
+        self.owner = owner
+        self.nextID = UInt16.random(in: 0...UInt16.max)
+    }
+
+    /// Opens the connection (TCP, then TLS) and returns it at once; queries wait for the handshake.
+    static func connect(owner: ConnectionOwner, context: NIOSSLContext, timeout: TimeAmount) -> DoTConnection {
+        let connection = DoTConnection(owner: owner)
+        let bound = NIOLoopBound(connection, eventLoop: owner.loop)
+        let upstream = owner.upstream
+        let bootstrap = SecureBootstrap.make(owner: owner, timeout: timeout) { channel in
+            let note = VerificationNote()
+            let ssl = try SecureBootstrap.clientHandler(context: context, upstream: upstream, note: note)
+            let c = bound.value
+            try channel.pipeline.syncOperations.addHandlers([
+                ssl,
+                TLSHandshakeWatcher(upstream: upstream, note: note, onReady: { _ in c.becameReady() },
+                                    onFailure: { c.failure = $0 }),
+                ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes)),
+                LengthFieldPrepender(lengthFieldBitLength: .twoBytes),
+                c,
+            ])
+        }
+        SecureBootstrap.connect(bootstrap, owner: owner, timeout: timeout, onChannel: { connection.attach($0) },
+                                onFailure: { connection.failed($0) })
+        return connection
+    }
+
+    private func attach(_ channel: any Channel) {
+        self.channel = channel
+        if closeRequested || ended { channel.close(promise: nil) }
+    }
+
+    private func failed(_ failure: TLSFailure) {
+        if self.failure == nil { self.failure = failure }
+        if let channel { channel.close(promise: nil) } else { end() }
+    }
+
+    // MARK: - SecureConnection
+
+    func send(_ query: [UInt8], ref: QueryRef) {
+        guard !ended, query.count >= 12 else { return }
+        var id = nextID
+        while pending[id] != nil { id &+= 1 }
+        nextID = id &+ 1
+        pending[id] = UnansweredQuery(ref: ref, query: query)
+        ids[ref] = id
+        if ready { write(id, flush: true) } else { waiting.append(id) }
+    }
+
+    func cancel(_ ref: QueryRef) {
+        guard let id = ids.removeValue(forKey: ref) else { return }
+        pending[id] = nil
+    }
+
+    func close() {
+        closeRequested = true
+        channel?.close(promise: nil)
+    }
+
+    private func write(_ id: UInt16, flush: Bool) {
+        guard let channel, let q = pending[id] else { return }
+        var buffer = channel.allocator.buffer(capacity: q.query.count)
+        buffer.writeInteger(id)
+        buffer.writeBytes(q.query[2...])
+        if flush { channel.writeAndFlush(buffer, promise: nil) } else { channel.write(buffer, promise: nil) }
+    }
+
+    private func becameReady() {
+        ready = true
+        owner.ready()
+        let queued = waiting
+        waiting = []
+        for id in queued { write(id, flush: false) }
+        channel?.flush()
+    }
+
+    // MARK: - Channel events
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        guard let id = frame.getInteger(at: frame.readerIndex, as: UInt16.self),
+              let q = pending.removeValue(forKey: id)
+        else { return }  // a late answer to a query given up on: dropped
+        ids[q.ref] = nil
+        if let seconds = frame.withUnsafeReadableBytes({ EDNSKeepalive.timeout(inAnswer: $0) }) {
+            owner.keepalive(seconds: seconds)
+        }
+        owner.answered(q.ref, sentID: id, answer: frame)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        end()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Broken framing, resets, TLS alerts after the handshake: the connection is gone.
+        if failure == nil, ready { failure = TLSFailure(cause: .closed, words: "connection lost: \(error)") }
+        context.close(promise: nil)
+    }
+
+    private func end() {
+        guard !ended else { return }
+        ended = true
+        let unanswered = pending.values.sorted { QueryRef.before($0.ref, $1.ref) }
+        pending = [:]
+        ids = [:]
+        waiting = []
+        owner.closed(wasReady: ready, failure: failure, unanswered: unanswered)
+    }
+}

@@ -1,0 +1,48 @@
+import DNSWire
+import MarkCore
+import NIOCore
+import QueryCore
+
+/// Encrypted upstreams (DoT, DoH): the attempt goes to the `SecurePools` every engine
+/// shares (on one NIO loop), which picks or opens a connection of the attempt's (mark, upstream) pool; the
+/// answer or the failure comes back here. A failure (connect, handshake, certificate, pin,
+/// HTTP) fails the attempt over like any other; nothing is ever sent in plain DNS instead.
+extension QueryEngine {
+    func sendSecure(_ start: StartAttempt, _ upstream: SecureUpstream) {
+        let key = SecurePools.Key(mark: start.mark, upstream: upstream)
+        attempts[start.ref.txn] = .secure(start.ref, key)
+        core.counters.upstreamSent += 1
+        let engine = NIOLoopBound(self, eventLoop: loop)
+        let (box, config, logger) = (securePools, config, logger)
+        let (query, ref, mark, index) = (start.query, QueryRef(engine: index, attempt: start.ref), start.mark, index)
+        box.eventLoop.execute {
+            let pools = box.value ?? SecurePools(loop: box.eventLoop, stats: config.secureStats,
+                                                 connectTimeout: config.upstreamTimeout,
+                                                 idleTimeout: config.secureIdleTimeout, logger: logger)
+            box.value = pools
+            pools.register(index, engine)
+            pools.send(query, ref: ref, mark: mark, upstream: upstream)
+        }
+    }
+
+    func secureAnswer(_ bytes: ByteBuffer, ref: AttemptRef, id: UInt16) {
+        guard core.isCurrent(ref), case .secure = attempts[ref.txn] else { return }
+        bytes.withUnsafeReadableBytes { raw in
+            perform(core.answerArrived(ref, expectedID: id, bytes: raw, now: now), answer: raw)
+        }
+        // An answer that does not match its query on our own connection: fail over.
+        if core.isCurrent(ref) { fail(ref, .error) }
+    }
+
+    func secureFailed(_ ref: AttemptRef) {
+        guard core.isCurrent(ref), case .secure = attempts[ref.txn] else { return }
+        core.counters.upstreamErrors += 1
+        fail(ref, .error)
+    }
+
+    /// The attempt is over: its connection forgets it (a late answer is dropped).
+    func releaseSecure(_ ref: AttemptRef, _ key: SecurePools.Key) {
+        let (box, ref) = (securePools, QueryRef(engine: index, attempt: ref))
+        box.eventLoop.execute { box.value?.cancel(ref, key: key) }
+    }
+}
