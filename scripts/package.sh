@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 NICE=(nice -n "${NICE_LEVEL:-15}")
-MAX_STRIPPED=$((20 * 1000 * 1000))   # the budget: 20 MB stripped
+MAX_STRIPPED=$((25 * 1000 * 1000))   # the budget: 25 MB stripped (20 MB until TLS: README "Binary size")
 
 for tool in swift dpkg-deb dpkg-shlibdeps objdump strip gzip git; do
     command -v "$tool" >/dev/null || { echo "package: $tool not found (apt-get install dpkg-dev binutils)" >&2; exit 1; }

@@ -115,10 +115,13 @@ extension Lab {
     func burst(_ count: Int, client: String, prefix: String, tcp: Bool = false, expect: String = "192.0.2.7") -> Int {
         let script = """
         for i in $(seq 1 \(count)); do dig +time=5 +tries=1 +short \(tcp ? "+tcp" : "+notcp") -b \(client) @127.0.0.1 \(prefix)$i.example.test A > \(path("burst"))-$i & done; wait
-        cat \(path("burst"))-* | grep -c '^\(expect)$'; rm -f \(path("burst"))-*
+        cat \(path("burst"))-* | grep -c '^\(expect)$'; grep -L '^\(expect)$' \(path("burst"))-* | while read f; do echo "$f: $(cat "$f")" >&2; done
+        rm -f \(path("burst"))-*
         """
         let r = run(["bash", "-c", script])
-        return count - (Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0)
+        let bad = count - (Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0)
+        if bad > 0 { print("burst \(client) \(prefix): \(bad) unanswered: \(r.stderr.prefix(2000))") }
+        return bad
     }
 
     /// A sample of markdns's /metrics (127.0.0.1:9153): the value of the first line that

@@ -45,9 +45,21 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
         if upstream.isHTTPS, negotiated != "h2" {
             return TLSFailure(cause: .noHTTP2, words: "the server did not agree to HTTP/2 (ALPN h2), which DoH needs here")
         }
+        let peer = (try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self))?.peerCertificate
+        if let name = upstream.serverName {
+            // NIOSSL also accepts a certificate whose IP entry is the connected address; a
+            // name given in the upstream must itself be in the certificate. (NIOSSL's own
+            // subjectAltName reader, public but underscored; its hostname check uses it.)
+            var dnsNames: [[UInt8]] = []
+            if let sans = peer?._subjectAlternativeNames() {
+                for san in sans where san.nameType == .dnsName { dnsNames.append(Array(san.contents)) }
+            }
+            guard CertificateName.matches(name, dnsNames: dnsNames) else {
+                return TLSFailure(cause: .wrongName, words: "the certificate is not for \(name) (wrong name)")
+            }
+        }
         guard !upstream.pins.isEmpty else { return nil }
-        guard let ssl = try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self),
-              let spki = try? ssl.peerCertificate?.extractPublicKey().toSPKIBytes()
+        guard let spki = try? peer?.extractPublicKey().toSPKIBytes()
         else { return TLSFailure(cause: .pinMismatch, words: "no server public key to check the pins against (pin mismatch)") }
         let digest = SPKIDigest.sha256(spki)
         guard SPKIPin.matches(digest: digest, pins: upstream.pins) else {
