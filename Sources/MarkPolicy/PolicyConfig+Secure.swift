@@ -10,8 +10,8 @@ extension TOMLPolicyReader {
         let pinTexts = try strings(t, "tls-pin", path: "\(p).tls-pin")
         let maxConnections = try uint32(t, "max-connections", path: "\(p).max-connections", max: 64)
         let method = try string(t, "https-method", path: "\(p).https-method")
-        let given = [("tls-ca", caFile != nil), ("tls-pin", pinTexts != nil),
-                     ("max-connections", maxConnections != nil), ("https-method", method != nil)]
+        // max-connections also bounds a plain server's TCP connections (pooled the same way).
+        let given = [("tls-ca", caFile != nil), ("tls-pin", pinTexts != nil), ("https-method", method != nil)]
         if pool.secure.isEmpty, let (key, _) = given.first(where: { $0.1 }) {
             throw error("\(p).\(key)", "the pool has no tls:// or https:// server for it to apply to")
         }
@@ -36,13 +36,14 @@ extension TOMLPolicyReader {
         }
         if pinTexts?.isEmpty == true { throw error("\(p).tls-pin", "is empty (leave it out for no pinning)") }
         if maxConnections == 0 { throw error("\(p).max-connections", "must be at least 1") }
-        var httpsMethod = SecureUpstream.Method.post
+        var httpsMethod = StreamUpstream.Method.post
         if let method {
-            guard let m = SecureUpstream.Method(rawValue: method) else {
+            guard let m = StreamUpstream.Method(rawValue: method) else {
                 throw error("\(p).https-method", "'\(method)' is not one of \"post\", \"get\"")
             }
             httpsMethod = m
         }
+        if let maxConnections { pool.maxConnections = Int(maxConnections) }
         for (endpoint, var s) in pool.secure {
             s.caFile = caFile
             s.pins = pins
@@ -56,9 +57,23 @@ extension TOMLPolicyReader {
 extension PolicyConfig {
     /// Every encrypted upstream of every pool, by address. One address is one upstream
     /// (health, connections): two pools naming it must agree on how it is reached.
-    public var secureUpstreams: [Endpoint: SecureUpstream] {
-        var all: [Endpoint: SecureUpstream] = [:]
+    public var secureUpstreams: [Endpoint: StreamUpstream] {
+        var all: [Endpoint: StreamUpstream] = [:]
         for p in pools { all.merge(p.secure) { a, _ in a } }
+        return all
+    }
+
+    /// The TCP side of every plain server of every pool, by address, with its pool's
+    /// `max-connections` (the first pool naming the address wins, as for health).
+    public var tcpUpstreams: [Endpoint: StreamUpstream] {
+        var all: [Endpoint: StreamUpstream] = [:]
+        for p in pools {
+            for e in p.servers where p.secure[e] == nil && all[e] == nil {
+                var u = StreamUpstream(kind: .tcp, endpoint: e)
+                u.maxConnections = p.maxConnections
+                all[e] = u
+            }
+        }
         return all
     }
 

@@ -11,7 +11,10 @@ public struct Pool: Sendable, Equatable {
     public var domains: [String]
     /// The servers written `tls://` or `https://`, with the pool's trust settings (`tls-ca`,
     /// `tls-pin`, `max-connections`, `https-method`); the others are plain DNS.
-    public var secure: [Endpoint: SecureUpstream] = [:]
+    public var secure: [Endpoint: StreamUpstream] = [:]
+    /// `max-connections`: pooled connections per (mark, server) for its encrypted servers and
+    /// the TCP queries of its plain ones.
+    public var maxConnections = StreamUpstream.defaultMaxConnections
     public init(name: String, servers: [Endpoint], strategy: PoolStrategy = .failover, domains: [String] = []) {
         self.name = name; self.servers = servers; self.strategy = strategy; self.domains = domains
     }

@@ -24,7 +24,7 @@ struct EncryptedUpstreamTests {
     @discardableResult
     func markdns(_ lab: Lab, _ args: [String], probe: Bool = true) throws -> ChildProcess {
         let p = try lab.startMarkdns(["--listen", "127.0.0.1:53", "--metrics", "127.0.0.1:9153",
-                                      "--upstream-timeout", "1000"] + args, probe: probe ? ("127.0.0.1", 53) : nil)
+                                      "--upstream-timeout", "1000", "--query-log", lab.path("queries.log")] + args, probe: probe ? ("127.0.0.1", 53) : nil)
         if !probe { try lab.waitForListener(process: p) }
         return p
     }
@@ -72,6 +72,8 @@ struct EncryptedUpstreamTests {
             #expect(carried >= 363 && opened >= 3 && opened <= 6, "\(carried) queries on \(opened) connections")
             #expect(reused >= carried - 6, "queries on reused connections: \(reused) of \(carried)")
             #expect(lab.plainFlows(to: Self.upstreams).isEmpty, "plain DNS to the upstream: \(lab.plainFlows(to: Self.upstreams))")
+            #expect(lab.readLog("queries.log").contains(#""upstream":"tls://127.0.0.2:853#dns.test""#),
+                    "the query log names the upstream as written")
         }
     }
 

@@ -89,7 +89,7 @@ struct DoHExchangeTests {
     let query: [UInt8] = [0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 0x77, 0x77, 0x77, 0, 0, 1, 0, 1]
 
     @Test func post() throws {
-        var u = SecureUpstream(kind: .https(path: "/dns-query"), endpoint: try Endpoint.parse("192.0.2.1:443"),
+        var u = StreamUpstream(kind: .https(path: "/dns-query"), endpoint: try Endpoint.parse("192.0.2.1:443"),
                                serverName: "doh.example")
         u.method = .post
         let r = DoHExchange.request(for: query, upstream: u)
@@ -100,7 +100,7 @@ struct DoHExchangeTests {
     }
 
     @Test func get() throws {
-        var u = SecureUpstream(kind: .https(path: "/q"), endpoint: try Endpoint.parse("192.0.2.1:8443"))
+        var u = StreamUpstream(kind: .https(path: "/q"), endpoint: try Endpoint.parse("192.0.2.1:8443"))
         u.method = .get
         let r = DoHExchange.request(for: query, upstream: u)
         #expect(r.headers.first { $0.0 == ":path" }?.1 == "/q?dns=" + Base64URL.encode(query))

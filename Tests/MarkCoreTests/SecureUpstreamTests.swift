@@ -3,7 +3,7 @@ import MarkCore
 
 @Suite("Encrypted upstream forms, pins, digests")
 struct SecureUpstreamTests {
-    func secure(_ text: String) throws -> SecureUpstream {
+    func secure(_ text: String) throws -> StreamUpstream {
         guard case .secure(let s) = try UpstreamAddress.parse(text) else {
             Issue.record("\(text) parsed as plain")
             throw UpstreamAddress.ParseError.badScheme(text)

@@ -41,7 +41,26 @@ struct SecurePoolConfigTests {
         #expect(s.caFile == nil, "the system store")
         #expect(s.pins.isEmpty)
         #expect(s.method == .post)
-        #expect(s.maxConnections == SecureUpstream.defaultMaxConnections)
+        #expect(s.maxConnections == StreamUpstream.defaultMaxConnections)
+    }
+
+    @Test func plainServersPoolTheirTCPWithThePoolsMaxConnections() throws {
+        let c = try F.load("""
+        [[pool]]
+        name = "a"
+        servers = ["192.0.2.1", "tls://192.0.2.2"]
+        max-connections = 4
+        [[pool]]
+        name = "b"
+        servers = ["192.0.2.3:5353", "192.0.2.1"]
+        """)
+        let tcp = c.tcpUpstreams
+        #expect(Set(tcp.keys.map(\.description)) == ["192.0.2.1:53", "192.0.2.3:5353"], "not the tls:// one")
+        let first = try #require(tcp.values.first { $0.endpoint.port == 53 })
+        #expect(first.kind == .tcp && first.maxConnections == 4, "the first pool naming it")
+        #expect(first.description == "tcp://192.0.2.1:53")
+        #expect(tcp.values.first { $0.endpoint.port == 5353 }?.maxConnections == StreamUpstream.defaultMaxConnections)
+        #expect(c.pools[0].secure.values.first?.maxConnections == 4)
     }
 
     @Test func errorsNameFileLineAndKey() {

@@ -63,16 +63,18 @@ final class QueryEngine {
     var pendingEvent: PendingEvent?
     /// `[[set]]` writes and the answers held for them (see `Sets/`).
     let sets = SetWriter()
-    /// The policy's `tls://` and `https://` upstreams by address, and their connection
-    /// pools (shared by every engine, on one NIO loop, made at the first encrypted query;
-    /// see `TLS/`). `index` tells this engine's queries apart there.
-    var secureUpstreams: [Endpoint: SecureUpstream]
-    let securePools: NIOLoopBoundBox<SecurePools?>
+    /// The policy's `tls://` and `https://` upstreams by address, and the connection pools
+    /// (shared by every engine, on one NIO loop, made at the first pooled query; see
+    /// `Pools/`). `index` tells this engine's queries apart there.
+    var secureUpstreams: [Endpoint: StreamUpstream]
+    /// The TCP side of the plain upstreams (with their pool's `max-connections`).
+    var tcpUpstreams: [Endpoint: StreamUpstream]
+    let upstreamPools: NIOLoopBoundBox<UpstreamPools?>
     let index: Int
 
     init(loop: DataPlaneLoop, tcpLoop: any EventLoop, config: ForwarderConfig, markSource: (any MarkSource)?,
          shared: SharedState, neighbours: NeighbourTable, logger: Logger, index: Int,
-         securePools: NIOLoopBoundBox<SecurePools?>) {
+         upstreamPools: NIOLoopBoundBox<UpstreamPools?>) {
         self.loop = loop
         self.tcpLoop = tcpLoop
         self.shared = shared
@@ -89,7 +91,8 @@ final class QueryEngine {
         self.markTrust = Self.markTrust(config, config.policy)
         self.core = QueryStateMachine(policy: config.policy, limits: config.queryLimits)
         self.secureUpstreams = config.policy.config.secureUpstreams
-        self.securePools = securePools
+        self.tcpUpstreams = config.policy.config.tcpUpstreams
+        self.upstreamPools = upstreamPools
         self.index = index
     }
 
@@ -99,6 +102,7 @@ final class QueryEngine {
     func reload(_ policy: PolicyEngine) {
         core.reload(policy)
         secureUpstreams = policy.config.secureUpstreams
+        tcpUpstreams = policy.config.tcpUpstreams
         // The ruleset may have changed with the policy: packet marks are checked again.
         markTrust = Self.markTrust(config, policy)
     }
@@ -212,7 +216,7 @@ final class QueryEngine {
     func startAttempt(_ start: StartAttempt) {
         if start.deadline < timerAt { armTimer(at: start.deadline) }
         // One emptiness check on the plain-only path (no hashing of the upstream per attempt).
-        if !secureUpstreams.isEmpty, let secure = secureUpstreams[start.upstream] { return sendSecure(start, secure) }
+        if !secureUpstreams.isEmpty, let secure = secureUpstreams[start.upstream] { return sendPooled(start, secure) }
         switch start.proto {
         case .udp: sendUDP(start)
         case .tcp: sendTCP(start)
@@ -282,8 +286,6 @@ final class QueryEngine {
         case .udp(let socket, let id):
             socket.pending[id] = nil
             maybeClose(socket)
-        case .tcp(let channel, _):
-            channel.close(promise: nil)
         case .secure(let ref, let key):
             releaseSecure(ref, key)
         }
@@ -308,9 +310,8 @@ final class QueryEngine {
 /// The socket or connection an attempt went out on, and the ID it was sent with.
 enum AttemptIO {
     case udp(UpstreamUDPSocket, UInt16)
-    case tcp(any Channel, UInt16)
-    /// A query on a pooled DoT/DoH connection (the pool knows which one).
-    case secure(AttemptRef, SecurePools.Key)
+    /// A query on a pooled DoT, DoH or TCP connection (the pool knows which one).
+    case secure(AttemptRef, UpstreamPools.Key)
 
     var localEndpoint: Endpoint? {
         if case .udp(let socket, _) = self { return socket.local }

@@ -9,7 +9,7 @@ import QueryCore
 /// (ALPN h2), one stream per query, many streams at once. The socket has SO_MARK set
 /// before connect. Queries carry ID 0 (RFC 8484 4.1); the stream names the answer. Runs on
 /// the pool's NIO loop.
-final class DoHConnection: SecureConnection {
+final class DoHConnection: PooledConnection {
     private let owner: ConnectionOwner
     private var channel: (any Channel)?
     private var multiplexer: NIOHTTP2Handler.StreamMultiplexer?
@@ -56,7 +56,7 @@ final class DoHConnection: SecureConnection {
         if let channel { channel.close(promise: nil) } else { end() }
     }
 
-    // MARK: - SecureConnection
+    // MARK: - PooledConnection
 
     func send(_ query: [UInt8], ref: QueryRef) {
         guard !ended, query.count >= 12 else { return }

@@ -32,6 +32,8 @@ public final class Forwarder: Sendable {
     /// The data-plane loops (UDP, the query engines), stopped after the engines.
     private let dataPlanes: [DataPlaneLoop]
     private let engines: [NIOLoopBound<QueryEngine>]
+    /// The DoT, DoH and TCP upstream connections (`Pools/`), closed at shutdown.
+    private let upstreamPools: NIOLoopBoundBox<UpstreamPools?>
     private let channels: [any Channel]
     private let localData: LocalDataLoader
     /// The TCP listening sockets (also in `channels`): closed first on shutdown.
@@ -63,9 +65,9 @@ public final class Forwarder: Sendable {
         let engineConfig = config.perEngine(threads: threads)
         var engines: [NIOLoopBound<QueryEngine>] = []
         var loopsWithMarkSource = 0
-        // One set of DoT/DoH pools for every engine, on the first NIO loop: at most
+        // One set of DoT/DoH/TCP pools for every engine, on the first NIO loop: at most
         // max-connections per (mark, upstream) however many loops there are.
-        let securePools = NIOLoopBoundBox.makeEmptyBox(valueType: SecurePools.self, eventLoop: tcpLoops[0])
+        let upstreamPools = NIOLoopBoundBox.makeEmptyBox(valueType: UpstreamPools.self, eventLoop: tcpLoops[0])
         for (index, (loop, tcpLoop)) in zip(dataPlanes, tcpLoops).enumerated() {
             // The mark source is created on the loop that will use it (it is not thread-safe).
             let made: Result<(NIOLoopBound<QueryEngine>, Bool), ForwarderStartError> = try loop.submit {
@@ -82,7 +84,7 @@ public final class Forwarder: Sendable {
                 }
                 let engine = QueryEngine(loop: loop, tcpLoop: tcpLoop, config: engineConfig, markSource: markSource,
                                          shared: shared, neighbours: NeighbourTable(), logger: logger,
-                                         index: index, securePools: securePools)
+                                         index: index, upstreamPools: upstreamPools)
                 let bound = NIOLoopBound(engine, eventLoop: loop)
                 loop.onReady { [unowned engine] token in engine.ready(token) }
                 engine.startSweeping()
@@ -159,15 +161,16 @@ public final class Forwarder: Sendable {
         let partial = hasMarkSource && loopsWithMarkSource < threads
             ? " (\(threads - loopsWithMarkSource) of \(threads) event loops have no ctnetlink socket: their queries go unmarked)" : ""
         logger.info("listening on \(names.joined(separator: ", ")) (udp+tcp); pools \(config.policy.config.pools.map { "\($0.name)=\($0.servers.map(\.description).joined(separator: ","))" }.joined(separator: " ")); marks from \(marksFrom)\(partial), mask \(hex(config.policy.mask)), on-missing \(config.policy.config.conntrack.onMissing.rawValue); \(threads) event loop(s)\(spreadNote)")
-        return Forwarder(group: group, dataPlanes: dataPlanes, engines: engines, channels: channels,
-                         tcpListeners: tcpListeners, localData: localData, boundAddresses: names, logger: logger)
+        return Forwarder(group: group, dataPlanes: dataPlanes, engines: engines, upstreamPools: upstreamPools,
+                         channels: channels, tcpListeners: tcpListeners, localData: localData, boundAddresses: names, logger: logger)
     }
 
     private init(group: MultiThreadedEventLoopGroup, dataPlanes: [DataPlaneLoop], engines: [NIOLoopBound<QueryEngine>],
-                 channels: [any Channel], tcpListeners: [any Channel], localData: LocalDataLoader, boundAddresses: [String], logger: Logger) {
+                 upstreamPools: NIOLoopBoundBox<UpstreamPools?>, channels: [any Channel], tcpListeners: [any Channel], localData: LocalDataLoader, boundAddresses: [String], logger: Logger) {
         self.group = group
         self.dataPlanes = dataPlanes
         self.engines = engines
+        self.upstreamPools = upstreamPools
         self.channels = channels
         self.localData = localData
         self.tcpListeners = tcpListeners
@@ -207,6 +210,8 @@ public final class Forwarder: Sendable {
         for f in drained { try? f.wait() }
         let closing = channels.map { channel in channel.eventLoop.flatSubmit { channel.close() } }
         for c in closing { try? c.wait() }
+        let pools = upstreamPools
+        try? pools.eventLoop.submit { pools.value?.closeAll() }.wait()
         Self.stopEngines(engines)
         let total = counters()
         localData.stop()

@@ -50,7 +50,7 @@ enum SecureBootstrap {
         }
     }
 
-    static func clientHandler(context: NIOSSLContext, upstream: SecureUpstream, note: VerificationNote) throws -> NIOSSLClientHandler {
+    static func clientHandler(context: NIOSSLContext, upstream: StreamUpstream, note: VerificationNote) throws -> NIOSSLClientHandler {
         try NIOSSLClientHandler.make(context: context, upstream: upstream, note: note)
     }
 }

@@ -15,7 +15,7 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    private let upstream: SecureUpstream
+    private let upstream: StreamUpstream
     private let note: VerificationNote
     private let onReady: (ChannelHandlerContext) -> Void
     private let onFailure: (TLSFailure) -> Void
@@ -23,7 +23,7 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
     /// The handshake finished or failed.
     var isDone: Bool { done }
 
-    init(upstream: SecureUpstream, note: VerificationNote, onReady: @escaping (ChannelHandlerContext) -> Void,
+    init(upstream: StreamUpstream, note: VerificationNote, onReady: @escaping (ChannelHandlerContext) -> Void,
          onFailure: @escaping (TLSFailure) -> Void) {
         self.upstream = upstream; self.note = note; self.onReady = onReady; self.onFailure = onFailure
     }
@@ -82,7 +82,7 @@ extension NIOSSLClientHandler {
     /// The client handler for `upstream`: SNI and the name check for its name (or the
     /// address check without one), and a note of why a chain failed, for the log.
     @available(*, deprecated, message: "NIOSSLVerificationCallback is the one way to learn which check of the chain failed")
-    static func make(context: NIOSSLContext, upstream: SecureUpstream, note: VerificationNote) throws -> NIOSSLClientHandler {
+    static func make(context: NIOSSLContext, upstream: StreamUpstream, note: VerificationNote) throws -> NIOSSLClientHandler {
         try NIOSSLClientHandler(context: context, serverHostname: upstream.serverName, verificationCallback: { result, certificate in
             if result == .failed, note.cause == nil {
                 let now = time(nil)

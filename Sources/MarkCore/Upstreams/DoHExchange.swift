@@ -15,7 +15,7 @@ public enum DoHExchange {
     }
 
     /// The request for `query` (its ID already 0, RFC 8484 4.1, so answers are cacheable).
-    public static func request(for query: [UInt8], upstream: SecureUpstream) -> Request {
+    public static func request(for query: [UInt8], upstream: StreamUpstream) -> Request {
         let path: String
         if case .https(let p) = upstream.kind { path = p } else { path = "/dns-query" }
         switch upstream.method {

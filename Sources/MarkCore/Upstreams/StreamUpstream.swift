@@ -1,12 +1,17 @@
-/// An upstream written `tls://ADDR[:PORT][#NAME]` (DNS over TLS, RFC 7858) or
-/// `https://ADDR[:PORT][/PATH][#NAME]` (DNS over HTTPS, RFC 8484, over HTTP/2), with what
-/// its pool says about trust: the certificate must carry `serverName` (sent as SNI and as
-/// `:authority`), or the address itself when there is none; it is verified against
-/// `caFile` or the system store, and must match one of `pins` when there are any.
-public struct SecureUpstream: Hashable, Sendable, CustomStringConvertible {
+/// An upstream reached over a pooled stream connection: `tls://ADDR[:PORT][#NAME]` (DNS over
+/// TLS, RFC 7858), `https://ADDR[:PORT][/PATH][#NAME]` (DNS over HTTPS, RFC 8484, over
+/// HTTP/2), or `.tcp`, the TCP side of a plain `ADDR[:PORT]` upstream (RFC 7766: queries
+/// pipelined on persistent connections; never written in a config, it has no scheme there).
+/// For the encrypted ones, what its pool says about trust: the certificate must carry
+/// `serverName` (sent as SNI and as `:authority`), or the address itself when there is none;
+/// it is verified against `caFile` or the system store, and must match one of `pins` when
+/// there are any.
+public struct StreamUpstream: Hashable, Sendable, CustomStringConvertible {
     public enum Kind: Hashable, Sendable {
         case tls
         case https(path: String)
+        /// Plain DNS over TCP (no TLS), for a plain upstream's TCP attempts.
+        case tcp
     }
 
     /// How DoH queries are sent: POST of `application/dns-message` (the default) or GET
@@ -24,7 +29,7 @@ public struct SecureUpstream: Hashable, Sendable, CustomStringConvertible {
     public var pins: [[UInt8]] = []
     public var method: Method = .post
     /// Connections per (mark, upstream) at most.
-    public var maxConnections: Int = SecureUpstream.defaultMaxConnections
+    public var maxConnections: Int = StreamUpstream.defaultMaxConnections
     public static let defaultMaxConnections = 2
 
     public init(kind: Kind, endpoint: Endpoint, serverName: String? = nil) {
@@ -32,10 +37,17 @@ public struct SecureUpstream: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var isHTTPS: Bool { if case .https = kind { return true } else { return false } }
+    /// DoT or DoH (not `.tcp`): only these carry queries the network must not see.
+    public var isEncrypted: Bool { if case .tcp = kind { return false } else { return true } }
 
     /// As it would be written in the config (the query log and metrics name it so).
     public var description: String {
-        let scheme = isHTTPS ? "https" : "tls"
+        let scheme: String
+        switch kind {
+        case .tls: scheme = "tls"
+        case .https: scheme = "https"
+        case .tcp: scheme = "tcp"
+        }
         var s = "\(scheme)://\(endpoint)"
         if case .https(let path) = kind, path != "/dns-query" { s += path }
         if let serverName { s += "#\(serverName)" }
@@ -54,7 +66,7 @@ public struct SecureUpstream: Hashable, Sendable, CustomStringConvertible {
 /// as the client asked) or an encrypted upstream.
 public enum UpstreamAddress: Hashable, Sendable, CustomStringConvertible {
     case plain(Endpoint)
-    case secure(SecureUpstream)
+    case secure(StreamUpstream)
 
     public var endpoint: Endpoint {
         switch self {
@@ -126,8 +138,8 @@ public enum UpstreamAddress: Hashable, Sendable, CustomStringConvertible {
         let endpoint: Endpoint
         do { endpoint = try Endpoint.parse(String(rest), defaultPort: port) } catch { throw .endpoint(error) }
         switch scheme {
-        case "tls": return .secure(SecureUpstream(kind: .tls, endpoint: endpoint, serverName: name))
-        case "https": return .secure(SecureUpstream(kind: .https(path: path), endpoint: endpoint, serverName: name))
+        case "tls": return .secure(StreamUpstream(kind: .tls, endpoint: endpoint, serverName: name))
+        case "https": return .secure(StreamUpstream(kind: .https(path: path), endpoint: endpoint, serverName: name))
         default: return .plain(endpoint)
         }
     }

@@ -3,20 +3,21 @@ import MarkCore
 import NIOCore
 import QueryCore
 
-/// Encrypted upstreams (DoT, DoH): the attempt goes to the `SecurePools` every engine
-/// shares (on one NIO loop), which picks or opens a connection of the attempt's (mark, upstream) pool; the
-/// answer or the failure comes back here. A failure (connect, handshake, certificate, pin,
-/// HTTP) fails the attempt over like any other; nothing is ever sent in plain DNS instead.
+/// Pooled upstreams (DoT, DoH, plain TCP): the attempt goes to the `UpstreamPools` every
+/// engine shares (on one NIO loop), which picks or opens a connection of the attempt's (mark,
+/// upstream) pool; the answer or the failure comes back here. A failure (connect, handshake,
+/// certificate, pin, HTTP) fails the attempt over like any other; an encrypted upstream's
+/// query is never sent in plain DNS instead.
 extension QueryEngine {
-    func sendSecure(_ start: StartAttempt, _ upstream: SecureUpstream) {
-        let key = SecurePools.Key(mark: start.mark, upstream: upstream)
+    func sendPooled(_ start: StartAttempt, _ upstream: StreamUpstream) {
+        let key = UpstreamPools.Key(mark: start.mark, upstream: upstream)
         attempts[start.ref.txn] = .secure(start.ref, key)
         core.counters.upstreamSent += 1
         let engine = NIOLoopBound(self, eventLoop: loop)
-        let (box, config, logger) = (securePools, config, logger)
+        let (box, config, logger) = (upstreamPools, config, logger)
         let (query, ref, mark, index) = (start.query, QueryRef(engine: index, attempt: start.ref), start.mark, index)
         box.eventLoop.execute {
-            let pools = box.value ?? SecurePools(loop: box.eventLoop, stats: config.secureStats,
+            let pools = box.value ?? UpstreamPools(loop: box.eventLoop, stats: config.secureStats,
                                                  connectTimeout: config.upstreamTimeout,
                                                  idleTimeout: config.secureIdleTimeout, logger: logger)
             box.value = pools
@@ -41,8 +42,8 @@ extension QueryEngine {
     }
 
     /// The attempt is over: its connection forgets it (a late answer is dropped).
-    func releaseSecure(_ ref: AttemptRef, _ key: SecurePools.Key) {
-        let (box, ref) = (securePools, QueryRef(engine: index, attempt: ref))
+    func releaseSecure(_ ref: AttemptRef, _ key: UpstreamPools.Key) {
+        let (box, ref) = (upstreamPools, QueryRef(engine: index, attempt: ref))
         box.eventLoop.execute { box.value?.cancel(ref, key: key) }
     }
 }

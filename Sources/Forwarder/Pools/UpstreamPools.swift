@@ -4,10 +4,10 @@ import NIOCore
 import NIOSSL
 import QueryCore
 
-/// One encrypted connection of a pool (DoT or DoH), on the pool's NIO loop. Queries given
-/// before it is ready wait in it; nothing is written before the handshake, the certificate
-/// and the pins are checked.
-protocol SecureConnection: AnyObject {
+/// One connection of a pool (DoT, DoH or plain TCP), on the pool's NIO loop. Queries given
+/// before it is ready wait in it; over TLS nothing is written before the handshake, the
+/// certificate and the pins are checked.
+protocol PooledConnection: AnyObject {
     func send(_ query: [UInt8], ref: QueryRef)
     /// The engine gave up on `ref` (timeout, another answer): a late answer is dropped.
     func cancel(_ ref: QueryRef)
@@ -31,19 +31,20 @@ struct QueryRef: Hashable, Sendable {
     }
 }
 
-/// The encrypted-upstream connections of every engine, pooled per (mark, upstream): a
+/// The stream connections of every engine (DoT, DoH, and plain upstreams' TCP queries),
+/// pooled per (mark, upstream): a
 /// connection's socket gets the mark as SO_MARK before connect and only ever carries
 /// queries of that mark. Lives on one NIO loop (`loop`); decisions are
 /// `ConnectionPoolState`'s; answers and failures go back to the asking engine's data-plane loop.
-final class SecurePools {
+final class UpstreamPools {
     struct Key: Hashable {
         var mark: UInt32
-        var upstream: SecureUpstream
+        var upstream: StreamUpstream
     }
 
     final class Pool {
         var state: ConnectionPoolState
-        var connections: [Int: any SecureConnection] = [:]
+        var connections: [Int: any PooledConnection] = [:]
         /// Which connection carries each query in flight.
         var carriers: [QueryRef: Int] = [:]
         /// Queries re-sent once after their connection was closed under them.
@@ -58,7 +59,7 @@ final class SecurePools {
     let idleTimeout: Double
     let logger: Logger
     private var pools: [Key: Pool] = [:]
-    private var contexts: [SecureUpstream: Result<NIOSSLContext, TLSFailure>] = [:]
+    private var contexts: [StreamUpstream: Result<NIOSSLContext, TLSFailure>] = [:]
     private var faultLog = FaultLogLimiter(interval: 10)
     private var sweep: RepeatedTask?
 
@@ -76,7 +77,7 @@ final class SecurePools {
         if engines[index] == nil { engines[index] = engine }
     }
 
-    func send(_ query: [UInt8], ref: QueryRef, mark: UInt32, upstream: SecureUpstream) {
+    func send(_ query: [UInt8], ref: QueryRef, mark: UInt32, upstream: StreamUpstream) {
         let key = Key(mark: mark, upstream: upstream)
         let pool = pools[key] ?? makePool(key)
         let name = upstream.description
@@ -168,7 +169,8 @@ final class SecurePools {
         if let failure {
             let kind = "\(name) \(failure.cause.rawValue)"
             if let skipped = faultLog.admit(kind, now: now) {
-                logger.warning("upstream \(name) (mark \(hex(key.mark))): \(failure.words); failing over, never in plain DNS\(skipped > 0 ? " (\(skipped) more since the last report)" : "")")
+                let plainNote = key.upstream.isEncrypted ? ", never in plain DNS" : ""
+                logger.warning("upstream \(name) (mark \(hex(key.mark))): \(failure.words); failing over\(plainNote)\(skipped > 0 ? " (\(skipped) more since the last report)" : "")")
             }
         }
         for q in unanswered where pool.carriers.removeValue(forKey: q.ref) != nil {
@@ -192,7 +194,7 @@ final class SecurePools {
         return pool
     }
 
-    private func context(_ upstream: SecureUpstream) -> Result<NIOSSLContext, TLSFailure> {
+    private func context(_ upstream: StreamUpstream) -> Result<NIOSSLContext, TLSFailure> {
         if let c = contexts[upstream] { return c }
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
@@ -209,7 +211,11 @@ final class SecurePools {
         return result
     }
 
-    private func open(_ key: Key, id: Int) -> (any SecureConnection)? {
+    private func open(_ key: Key, id: Int) -> (any PooledConnection)? {
+        if !key.upstream.isEncrypted {
+            return StreamConnection.connect(owner: ConnectionOwner(pools: self, key: key, id: id), context: nil,
+                                            timeout: connectTimeout)
+        }
         switch context(key.upstream) {
         case .failure(let failure):
             let kind = "\(key.upstream) ca"
@@ -221,7 +227,7 @@ final class SecurePools {
             if key.upstream.isHTTPS {
                 return DoHConnection.connect(owner: owner, context: context, timeout: connectTimeout)
             }
-            return DoTConnection.connect(owner: owner, context: context, timeout: connectTimeout)
+            return StreamConnection.connect(owner: owner, context: context, timeout: connectTimeout)
         }
     }
 
@@ -254,13 +260,13 @@ final class SecurePools {
 
 /// A connection's way back to its pool: the pool, its key and the connection's id.
 struct ConnectionOwner {
-    unowned let pools: SecurePools
-    let key: SecurePools.Key
+    unowned let pools: UpstreamPools
+    let key: UpstreamPools.Key
     let id: Int
 
     var loop: any EventLoop { pools.loop }
     var mark: UInt32 { key.mark }
-    var upstream: SecureUpstream { key.upstream }
+    var upstream: StreamUpstream { key.upstream }
 
     func ready() { pools.ready(key, id: id) }
     func answered(_ ref: QueryRef, sentID: UInt16, answer: ByteBuffer) {

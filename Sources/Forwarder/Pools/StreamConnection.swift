@@ -10,11 +10,12 @@ import QueryCore
 import Glibc
 #endif
 
-/// One DNS-over-TLS connection (RFC 7858) of a (mark, upstream) pool: DNS over TCP framing
-/// (RFC 1035 4.2.2) inside TLS, queries pipelined with IDs unique on the connection and
-/// answers matched by ID in any order (RFC 7766 6.2.1.1). The socket has SO_MARK set
-/// before connect. Runs on the pool's NIO loop.
-final class DoTConnection: SecureConnection, ChannelInboundHandler {
+/// One pooled stream connection of a (mark, upstream) pool: DNS over TCP framing (RFC 1035
+/// 4.2.2), inside TLS for DNS over TLS (RFC 7858) or bare for a plain upstream's TCP queries,
+/// queries pipelined with IDs unique on the connection and answers matched by ID in any
+/// order (RFC 7766 6.2.1.1). The socket has SO_MARK set before connect. Runs on the pool's
+/// NIO loop.
+final class StreamConnection: PooledConnection, ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -35,26 +36,33 @@ final class DoTConnection: SecureConnection, ChannelInboundHandler {
         self.nextID = UInt16.random(in: 0...UInt16.max)
     }
 
-    /// Opens the connection (TCP, then TLS) and returns it at once; queries wait for the handshake.
-    static func connect(owner: ConnectionOwner, context: NIOSSLContext, timeout: TimeAmount) -> DoTConnection {
-        let connection = DoTConnection(owner: owner)
+    /// Opens the connection (TCP, then TLS with `context`; plain TCP without one) and returns
+    /// it at once; queries wait until it is connected and, over TLS, the handshake is done.
+    static func connect(owner: ConnectionOwner, context: NIOSSLContext?, timeout: TimeAmount) -> StreamConnection {
+        let connection = StreamConnection(owner: owner)
         let bound = NIOLoopBound(connection, eventLoop: owner.loop)
         let upstream = owner.upstream
         let bootstrap = SecureBootstrap.make(owner: owner, timeout: timeout) { channel in
-            let note = VerificationNote()
-            let ssl = try SecureBootstrap.clientHandler(context: context, upstream: upstream, note: note)
             let c = bound.value
+            if let context {
+                let note = VerificationNote()
+                let ssl = try SecureBootstrap.clientHandler(context: context, upstream: upstream, note: note)
+                try channel.pipeline.syncOperations.addHandlers([
+                    ssl,
+                    TLSHandshakeWatcher(upstream: upstream, note: note, onReady: { _ in c.becameReady() },
+                                        onFailure: { c.failure = $0 }),
+                ])
+            }
             try channel.pipeline.syncOperations.addHandlers([
-                ssl,
-                TLSHandshakeWatcher(upstream: upstream, note: note, onReady: { _ in c.becameReady() },
-                                    onFailure: { c.failure = $0 }),
                 ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes)),
                 LengthFieldPrepender(lengthFieldBitLength: .twoBytes),
                 c,
             ])
         }
-        SecureBootstrap.connect(bootstrap, owner: owner, timeout: timeout, onChannel: { connection.attach($0) },
-                                onFailure: { connection.failed($0) })
+        SecureBootstrap.connect(bootstrap, owner: owner, timeout: timeout, onChannel: {
+            connection.attach($0)
+            if context == nil, $0.isActive { connection.becameReady() }
+        }, onFailure: { connection.failed($0) })
         return connection
     }
 
@@ -68,7 +76,7 @@ final class DoTConnection: SecureConnection, ChannelInboundHandler {
         if let channel { channel.close(promise: nil) } else { end() }
     }
 
-    // MARK: - SecureConnection
+    // MARK: - PooledConnection
 
     func send(_ query: [UInt8], ref: QueryRef) {
         guard !ended, query.count >= 12 else { return }
@@ -99,6 +107,7 @@ final class DoTConnection: SecureConnection, ChannelInboundHandler {
     }
 
     private func becameReady() {
+        guard !ended, !ready else { return }
         ready = true
         owner.ready()
         let queued = waiting
