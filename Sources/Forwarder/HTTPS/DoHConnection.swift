@@ -28,14 +28,9 @@ final class DoHConnection: PooledConnection {
         let bound = NIOLoopBound(connection, eventLoop: owner.loop)
         let upstream = owner.upstream
         let bootstrap = SecureBootstrap.make(owner: owner, timeout: timeout) { channel in
-            let note = VerificationNote()
-            let ssl = try SecureBootstrap.clientHandler(context: context, upstream: upstream, note: note)
             let c = bound.value
-            try channel.pipeline.syncOperations.addHandlers([
-                ssl,
-                TLSHandshakeWatcher(upstream: upstream, note: note, onReady: { _ in c.becameReady() },
-                                    onFailure: { c.failure = $0 }),
-            ])
+            try SecureBootstrap.addTLS(to: channel, context: context, upstream: upstream,
+                                       onReady: { c.becameReady() }, onFailure: { c.failure = $0 })
             c.multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                 mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
             ) { stream in stream.close() }  // the server pushes nothing we want

@@ -45,13 +45,8 @@ final class StreamConnection: PooledConnection, ChannelInboundHandler {
         let bootstrap = SecureBootstrap.make(owner: owner, timeout: timeout) { channel in
             let c = bound.value
             if let context {
-                let note = VerificationNote()
-                let ssl = try SecureBootstrap.clientHandler(context: context, upstream: upstream, note: note)
-                try channel.pipeline.syncOperations.addHandlers([
-                    ssl,
-                    TLSHandshakeWatcher(upstream: upstream, note: note, onReady: { _ in c.becameReady() },
-                                        onFailure: { c.failure = $0 }),
-                ])
+                try SecureBootstrap.addTLS(to: channel, context: context, upstream: upstream,
+                                           onReady: { c.becameReady() }, onFailure: { c.failure = $0 })
             }
             try channel.pipeline.syncOperations.addHandlers([
                 ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes)),

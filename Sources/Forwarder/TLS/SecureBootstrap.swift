@@ -50,7 +50,14 @@ enum SecureBootstrap {
         }
     }
 
-    static func clientHandler(context: NIOSSLContext, upstream: StreamUpstream, note: VerificationNote) throws -> NIOSSLClientHandler {
-        try NIOSSLClientHandler.make(context: context, upstream: upstream, note: note)
+    /// The TLS client handler and the handshake watcher, first in a new channel's pipeline:
+    /// `onReady` once the handshake, the name and the pins are checked; `onFailure` says why not.
+    static func addTLS(to channel: any Channel, context: NIOSSLContext, upstream: StreamUpstream,
+                       onReady: @escaping () -> Void, onFailure: @escaping (TLSFailure) -> Void) throws {
+        let note = VerificationNote()
+        try channel.pipeline.syncOperations.addHandlers([
+            try NIOSSLClientHandler.make(context: context, upstream: upstream, note: note),
+            TLSHandshakeWatcher(upstream: upstream, note: note, onReady: { _ in onReady() }, onFailure: onFailure),
+        ])
     }
 }
