@@ -191,6 +191,9 @@ cpu_ticks() {   # PID: utime + stime of the process, all threads
     echo $((st[11] + st[12]))
 }
 CLK_TCK=$(getconf CLK_TCK)
+ctx_switches() {   # PID: voluntary + involuntary context switches of all its threads
+    cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches:/ { s += $2 } END { print s + 0 }'
+}
 counter() { nsx nft list counter inet dotreferee "$1" | awk '/packets/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }'; }
 
 RESULTS=$WORK/results.tsv
@@ -198,7 +201,7 @@ RESULTS=$WORK/results.tsv
 FAILED=()
 CONN_LINES=()
 run() {   # ROUND TARGET
-    local round=$1 target=$2 addr pid mode=() n=${#CLIENT_ADDRS[@]} i pids=() rate=() c0 c1 out
+    local round=$1 target=$2 addr pid mode=() n=${#CLIENT_ADDRS[@]} i pids=() rate=() c0 c1 s0 s1 out
     case $target in
         direct)  addr=$DOT_ADDR; pid=$PID_dotserver; mode=(-m dot -p 853) ;;
         markdns) addr=$MD_ADDR; pid=$PID_markdns ;;
@@ -209,7 +212,7 @@ run() {   # ROUND TARGET
     out=$WORK/dnsperf-$target-$round.txt
     nsx conntrack -F >/dev/null 2>&1 || true
     nsx nft reset counters table inet dotreferee >/dev/null
-    c0=$(cpu_ticks "$pid")
+    c0=$(cpu_ticks "$pid"); s0=$(ctx_switches "$pid")
     for i in "${!CLIENT_ADDRS[@]}"; do
         timeout $((DURATION + 60)) ip netns exec "$NS" dnsperf -s "$addr" "${mode[@]}" -a "${CLIENT_ADDRS[$i]}" \
             -d "$WORK/queries-${CLIENT_LETTERS[$i]}$round.txt" -c $(( (CLIENTS + n - 1) / n )) \
@@ -219,13 +222,14 @@ run() {   # ROUND TARGET
     for i in "${!pids[@]}"; do
         wait "${pids[$i]}" || FAILED+=("round $round: dnsperf ${CLIENT_ADDRS[$i]} against $target exited with $?")
     done
-    c1=$(cpu_ticks "$pid")
+    c1=$(cpu_ticks "$pid"); s1=$(ctx_switches "$pid")
     cat "$out".* >"$out"
-    awk -v r="$round" -v t="$target" -v cpu=$((c1 - c0)) -v tck="$CLK_TCK" '
+    awk -v r="$round" -v t="$target" -v cpu=$((c1 - c0)) -v cs=$((s1 - s0)) -v tck="$CLK_TCK" '
         /Queries sent:/ { sent += $3 } /Queries completed:/ { comp += $3 } /Queries lost:/ { lost += $3 }
         /Queries per second:/ { qps += $4 } /Average Latency \(s\):/ { avg += $4; navg++ }
-        END { printf "%s\t%s\t%d\t%d\t%d\t%.3f\t%.1f\t%s\t%s\n", r, t, sent, comp, lost, sent ? 100 * lost / sent : 100,
-                     qps, navg ? sprintf("%.3f", avg / navg * 1000) : "-", comp ? sprintf("%.1f", cpu * 1e6 / tck / comp) : "-" }' \
+        END { printf "%s\t%s\t%d\t%d\t%d\t%.3f\t%.1f\t%s\t%s\t%s\n", r, t, sent, comp, lost, sent ? 100 * lost / sent : 100,
+                     qps, navg ? sprintf("%.3f", avg / navg * 1000) : "-", comp ? sprintf("%.1f", cpu * 1e6 / tck / comp) : "-",
+                     comp ? sprintf("%.2f", cs / comp) : "-" }' \
         "$out" >>"$RESULTS"
     if [[ $target == markdns ]]; then
         local plain marked unmarked
@@ -254,14 +258,14 @@ echo "unbound $(unbound -V | awk 'NR == 1 { print $2 }') (DoT server; forwarder 
 echo "dnsperf -c $CLIENTS -q $OUTSTANDING -l $DURATION$( ((RATE)) && echo " -Q $RATE") in all, split over -a ${CLIENT_ADDRS[*]}," \
      "new names every round; $ROUNDS round(s)"
 echo
-HDR='%-5s %-8s %10s %8s %8s %9s %8s\n'
+HDR='%-5s %-8s %10s %8s %8s %9s %8s %6s\n'
 for round in $(seq "$ROUNDS"); do
     echo "round $round/$ROUNDS"
     # shellcheck disable=SC2059
-    printf "$HDR" rnd target qps lost% avg_ms sent cpu_us
+    printf "$HDR" rnd target qps lost% avg_ms sent cpu_us cs/q
     for target in "${TARGETS[@]}"; do
         run "$round" "$target"
-        tail -n 1 "$RESULTS" | awk -F'\t' -v f="$HDR" '{ printf f, $1, $2, $7, $6, $8, $3, $9 }'
+        tail -n 1 "$RESULTS" | awk -F'\t' -v f="$HDR" '{ printf f, $1, $2, $7, $6, $8, $3, $9, $10 }'
     done
     echo
 done
@@ -287,18 +291,25 @@ MEDIANS=$(awk -F'\t' '
         n = split(list, a, " "); if (!n) return "-"
         for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
         return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-    { q[$2] = q[$2] " " $7; l[$2] = l[$2] " " $6; m[$2] = m[$2] " " $8; if ($9 != "-") c[$2] = c[$2] " " $9 }
+    { q[$2] = q[$2] " " $7; l[$2] = l[$2] " " $6; m[$2] = m[$2] " " $8; if ($9 != "-") c[$2] = c[$2] " " $9; if ($10 != "-") w[$2] = w[$2] " " $10 }
     END { split("direct markdns unbound dnsdist", o, " ")
-          for (k = 1; k <= 4; k++) printf "%s\t%s\t%s\t%s\t%s\n", o[k], median(q[o[k]]), median(l[o[k]]), median(m[o[k]]), median(c[o[k]]) }' \
+          for (k = 1; k <= 4; k++) printf "%s\t%s\t%s\t%s\t%s\t%s\n", o[k], median(q[o[k]]), median(l[o[k]]), median(m[o[k]]), median(c[o[k]]), median(w[o[k]]) }' \
     "$RESULTS")
-printf '  %-8s %10s %8s %8s %8s\n' target qps lost% avg_ms cpu_us
-awk -F'\t' '{ printf "  %-8s %10.1f %8.3f %8s %8s\n", $1, $2, $3, $4, $5 }' <<<"$MEDIANS"
+printf '  %-8s %10s %8s %8s %8s %6s\n' target qps lost% avg_ms cpu_us cs/q
+awk -F'\t' '{ printf "  %-8s %10.1f %8.3f %8s %8s %6s\n", $1, $2, $3, $4, $5, $6 }' <<<"$MEDIANS"
 awk -F'\t' '{ q[$1] = $2; c[$1] = $5 }
     function rt(a, b) { return (a != "-" && b != "-" && b + 0 > 0) ? sprintf("%.2f", a / b) : "n/a" }
     END { printf "q/s ratios: markdns/unbound %s  markdns/dnsdist %s  markdns/direct %s\n",
                  rt(q["markdns"], q["unbound"]), rt(q["markdns"], q["dnsdist"]), rt(q["markdns"], q["direct"])
           printf "CPU µs per query (median): markdns %s  unbound %s  dnsdist %s  (DoT server, direct run: %s)\n",
                  c["markdns"], c["unbound"], c["dnsdist"], c["direct"] }' <<<"$MEDIANS"
+((ROUNDS > 1)) && awk -F'\t' '
+    function med(x, n,   i, j, t) { for (i = 2; i <= n; i++) { t = x[i]; for (j = i - 1; j >= 1 && x[j] + 0 > t + 0; j--) x[j + 1] = x[j]; x[j + 1] = t }
+                                   return (n % 2) ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2 }
+    { q[$1, $2] = $7; n = $1 }
+    END { for (r = 1; r <= n; r++) { u[r] = q[r, "unbound"] ? q[r, "markdns"] / q[r, "unbound"] : 0
+                                     d[r] = q[r, "dnsdist"] ? q[r, "markdns"] / q[r, "dnsdist"] : 0 }
+          printf "median of per-round ratios: markdns/unbound %.2f  markdns/dnsdist %.2f\n", med(u, n), med(d, n) }' "$RESULTS"
 awk -F'\t' '$2 == "unbound" && $3 > '"$QUERIES"' * 2 { print "WARN: round " $1 ": unbound was sent more than " '"$QUERIES"' " names per client: some repeated (raise QUERIES)" }' "$RESULTS"
 awk -F'\t' '$6 > 1 { printf "WARN: round %s: %s lost %.2f%% of its queries\n", $1, $2, $6 }' "$RESULTS"
 echo "load avg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
