@@ -1,4 +1,4 @@
-# bench/lab.sh — sourced by bench/profile.sh and bench/cache-rss.sh: a private network
+# bench/lab.sh — sourced by bench/profile.sh, bench/cache-rss.sh and bench/dot.sh: a private network
 # namespace on loopback only, conf/nftables.conf with 127.0.0.10 marked 0x10, a dnsmasq
 # upstream on 127.0.0.2:5353 answering *.bench.test itself, and helpers. Run as root.
 #   lab_start NAME         namespace NAME-$$, rules, upstream; cleanup on exit

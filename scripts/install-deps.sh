@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(pkg-config libnetfilter-conntrack-dev libmnl-dev libnftnl-dev libsqlite3-dev iproute2 nftables iptables conntrack
       dnsmasq-base dnsutils dnsperf python3 util-linux procps curl
       dpkg-dev binutils debootstrap systemd-container
-      unbound openssl)
+      unbound openssl dnsdist)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null || missing+=("$p")

@@ -28,6 +28,9 @@ extension QueryEngine {
 
     func secureAnswer(_ bytes: ByteBuffer, ref: AttemptRef, id: UInt16) {
         guard core.isCurrent(ref), case .secure = attempts[ref.txn] else { return }
+        // The pools forgot the attempt when they passed its answer on: ending it must not
+        // hop to their loop again to cancel it (releaseSecure), a wake-up per query.
+        _ = attempts.removeValue(forKey: ref.txn)
         bytes.withUnsafeReadableBytes { raw in
             perform(core.answerArrived(ref, expectedID: id, bytes: raw, now: now), answer: raw)
         }
