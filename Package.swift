@@ -122,6 +122,7 @@ let package = Package(
             dependencies: [
                 "MarkSessions", "MarkPolicy", "MarkCore", "Conntrack", "CSQLite", "Observability",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -155,6 +156,7 @@ let package = Package(
             dependencies: [
                 "Forwarder", "QueryCore", "MarkStats", "MarkCore", "MarkPolicy", "Conntrack", "Threads",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -170,6 +172,7 @@ let package = Package(
                 "Forwarder", "QueryCore", "MarkCore", "MarkPolicy", "MarkStats", "Observability", "Conntrack", "CPrivileges", "CBuildInfo",
                 "MarkSessions", "Sessions",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

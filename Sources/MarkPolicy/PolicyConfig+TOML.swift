@@ -10,8 +10,11 @@ extension PolicyConfig {
     /// Every error is a `PolicyError` (`file:line: key: reason`): syntax errors with
     /// TOMLKit's line, unknown keys (typos are never ignored), wrong types, bad values and
     /// broken references with the line of the offending key.
+    /// `checkPEM` parses the Captive Portal API's certificate and key (the shell's TLS
+    /// library; the default only checks the PEM markers).
     public static func load(text: String, file: String,
-                            readFile: (String) throws -> String) throws(PolicyError) -> PolicyConfig {
+                            readFile: (String) throws -> String,
+                            checkPEM: @escaping PEMCheck = PEMChecks.markersOnly) throws(PolicyError) -> PolicyConfig {
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)
@@ -23,7 +26,7 @@ extension PolicyConfig {
         }
         // TOMLKit never frees a parsed document; clearing it frees everything but the root.
         defer { root.clear() }
-        let reader = TOMLPolicyReader(file: file, locator: TOMLLocator(text))
+        let reader = TOMLPolicyReader(file: file, locator: TOMLLocator(text), checkPEM: checkPEM)
         let config = try reader.read(root, readFile: readFile)
         try config.validate(file: file, locator: reader.locator)
         return config
@@ -35,9 +38,10 @@ extension PolicyConfig {
 struct TOMLPolicyReader {
     let file: String
     let locator: TOMLLocator
+    var checkPEM: PEMCheck = PEMChecks.markersOnly
 
     static let rootKeys = ["server", "conntrack", "pool", "client", "mark", "local", "sessions", "set"]
-    static let sessionsKeys = ["database", "control", "portal-api"]
+    static let sessionsKeys = ["database", "control", "portal-api", "portal-tls-cert", "portal-tls-key"]
     static let localKeys = ["domain", "hosts", "private-reverse", "ttl", "records"]
     static let serverKeys = ["listen"]
     static let conntrackKeys = ["mask", "base", "on-missing", "mark-source"]
@@ -140,10 +144,10 @@ struct TOMLPolicyReader {
 
         return PolicyConfig(server: server, conntrack: conntrack, pools: pools, clients: clients,
                             marks: marks, defaultPool: fallbackPool, local: try local(root),
-                            sessions: try sessions(root), sets: try sets(root, marks: marks))
+                            sessions: try sessions(root, readFile: readFile), sets: try sets(root, marks: marks))
     }
 
-    private func sessions(_ root: TOMLTable) throws(PolicyError) -> SessionsConfig {
+    private func sessions(_ root: TOMLTable, readFile: (String) throws -> String) throws(PolicyError) -> SessionsConfig {
         var s = SessionsConfig()
         guard let t = try table(root, "sessions") else { return s }
         try checkKeys(t, "sessions", Self.sessionsKeys)
@@ -155,7 +159,36 @@ struct TOMLPolicyReader {
         if let a = try string(t, "portal-api", path: "sessions.portal-api") {
             do { s.portalAPI = try Endpoint.parse(a, defaultPort: 8908) } catch { throw self.error("sessions.portal-api", error.description) }
         }
+        s.portalTLS = try portalTLS(t, api: s.portalAPI != nil, readFile: readFile)
         return s
+    }
+
+    /// `portal-tls-cert` and `portal-tls-key`: both or neither, only with `portal-api`, each
+    /// file readable and parsable (relative paths: from the policy file's directory).
+    private func portalTLS(_ t: TOMLTable, api: Bool, readFile: (String) throws -> String) throws(PolicyError) -> PortalTLSFiles? {
+        let cert = try string(t, "portal-tls-cert", path: "sessions.portal-tls-cert")
+        let key = try string(t, "portal-tls-key", path: "sessions.portal-tls-key")
+        switch (cert, key) {
+        case (nil, nil): return nil
+        case (_?, nil): throw error("sessions.portal-tls-cert", "needs portal-tls-key too (the certificate's private key)")
+        case (nil, _?): throw error("sessions.portal-tls-key", "needs portal-tls-cert too (the certificate it is the key of)")
+        case let (cert?, key?):
+            guard api else { throw error("sessions.portal-tls-cert", "there is no portal-api for it to serve") }
+            let certFile = BlockList.resolve(cert, relativeTo: file), keyFile = BlockList.resolve(key, relativeTo: file)
+            let certPEM = try readPEM(certFile, .certificateChain, key: "sessions.portal-tls-cert", readFile: readFile)
+            let keyPEM = try readPEM(keyFile, .privateKey, key: "sessions.portal-tls-key", readFile: readFile)
+            return PortalTLSFiles(certFile: certFile, keyFile: keyFile, certPEM: certPEM, keyPEM: keyPEM)
+        }
+    }
+
+    private func readPEM(_ path: String, _ kind: PortalTLSFiles.Kind, key: String,
+                         readFile: (String) throws -> String) throws(PolicyError) -> String {
+        let pem: String
+        do { pem = try readFile(path) } catch { throw self.error(key, "cannot read '\(path)': \(error)") }
+        if let reason = PEMChecks.markersOnly(kind, pem) ?? checkPEM(kind, pem) {
+            throw self.error(key, "'\(path)' \(reason)")
+        }
+        return pem
     }
 
     private func local(_ root: TOMLTable) throws(PolicyError) -> LocalConfig {

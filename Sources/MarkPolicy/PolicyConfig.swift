@@ -52,12 +52,47 @@ public struct SessionsConfig: Sendable, Equatable {
     public static let defaultControl = "/run/markdns/control.sock"
     public var database: String
     public var control: String
-    /// `portal-api = "ADDR:PORT"`: the RFC 8908 API listener (plain HTTP).
+    /// `portal-api = "ADDR:PORT"`: the RFC 8908 API listener (HTTPS with `portalTLS`, else
+    /// plain HTTP).
     public var portalAPI: Endpoint?
+    /// `portal-tls-cert` and `portal-tls-key`: read when the policy is loaded (as root,
+    /// before `serve --user` drops it).
+    public var portalTLS: PortalTLSFiles?
 
     public init(database: String = SessionsConfig.defaultDatabase, control: String = SessionsConfig.defaultControl,
-                portalAPI: Endpoint? = nil) {
-        self.database = database; self.control = control; self.portalAPI = portalAPI
+                portalAPI: Endpoint? = nil, portalTLS: PortalTLSFiles? = nil) {
+        self.database = database; self.control = control; self.portalAPI = portalAPI; self.portalTLS = portalTLS
+    }
+}
+
+/// The Captive Portal API's certificate (chain) and private key, PEM, as read from their files.
+public struct PortalTLSFiles: Sendable, Equatable {
+    public var certFile: String
+    public var keyFile: String
+    public var certPEM: String
+    public var keyPEM: String
+
+    public init(certFile: String, keyFile: String, certPEM: String, keyPEM: String) {
+        self.certFile = certFile; self.keyFile = keyFile; self.certPEM = certPEM; self.keyPEM = keyPEM
+    }
+
+    /// What the file is meant to hold, for `PEMCheck`.
+    public enum Kind: Sendable { case certificateChain, privateKey }
+}
+
+/// Parses a PEM text of some kind; nil when it is usable, else the reason. The policy
+/// module only checks the PEM markers (`markersOnly`); the shell passes a TLS library's parser.
+public typealias PEMCheck = @Sendable (_ kind: PortalTLSFiles.Kind, _ pem: String) -> String?
+
+public enum PEMChecks {
+    /// The markers a PEM certificate or private key starts with.
+    public static let markersOnly: PEMCheck = { kind, pem in
+        switch kind {
+        case .certificateChain:
+            return pem.contains("-----BEGIN CERTIFICATE-----") ? nil : "holds no PEM certificate"
+        case .privateKey:
+            return pem.contains("-----BEGIN") && pem.contains("PRIVATE KEY-----") ? nil : "holds no PEM private key"
+        }
     }
 }
 

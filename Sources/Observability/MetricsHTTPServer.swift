@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A response of the metrics listener.
 public struct HTTPReply: Sendable {
@@ -71,7 +72,9 @@ public final class MetricsHTTPServer: Sendable {
         case unix(path: String)
     }
 
-    public static func start(_ bind: Bind, routes: RouteThread = .pool,
+    /// With `tls`, every connection starts with a TLS handshake (NIOSSLServerHandler ahead
+    /// of HTTP): plain HTTP to the port gets no answer.
+    public static func start(_ bind: Bind, routes: RouteThread = .pool, tls: NIOSSLContext? = nil,
                              route: @escaping @Sendable (HTTPRequestInfo) -> HTTPReply) throws -> MetricsHTTPServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let pool: NIOThreadPool? = routes == .pool ? NIOThreadPool(numberOfThreads: 1) : nil
@@ -81,6 +84,7 @@ public final class MetricsHTTPServer: Sendable {
                 .serverChannelOption(.backlog, value: 32)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                         try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(route: route, pool: pool))
                     }

@@ -4,6 +4,7 @@ import MarkPolicy
 import MarkSessions
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import Observability
 
 /// RFC 8908 Captive Portal API on `[sessions] portal-api`: `GET /captive-portal/api` answers
@@ -11,8 +12,8 @@ import Observability
 /// its mark is a walled garden, the `user-portal-url` of that mark, the seconds its session
 /// has left. The mark is the client's session's (by address or by the MAC the neighbour
 /// table gives it), else the connmark of its connection to this API, else the first
-/// `[[client]]` rule matching it (`PolicyConfig.portalMark`). Plain HTTP:
-/// RFC 8908 wants HTTPS, so put a TLS proxy in front outside a test lab.
+/// `[[client]]` rule matching it (`PolicyConfig.portalMark`). HTTPS with a TLS context
+/// (`PortalTLS`), else plain HTTP (a test lab: RFC 8908 wants HTTPS).
 public final class CaptivePortalAPI: Sendable {
     private let server: MetricsHTTPServer
     public var localAddress: SocketAddress? { server.localAddress }
@@ -25,10 +26,10 @@ public final class CaptivePortalAPI: Sendable {
 
     /// Routes run on the server's loop: the ctnetlink lookup needs CAP_NET_ADMIN after
     /// `serve --user`, and that loop is one the drop parks (`eventLoop`).
-    public static func start(_ endpoint: Endpoint, service: SessionService,
+    public static func start(_ endpoint: Endpoint, service: SessionService, tls: NIOSSLContext? = nil,
                              identify: @escaping Identify = CaptivePortalAPI.kernelIdentify) throws -> CaptivePortalAPI {
         let server = try MetricsHTTPServer.start(.tcp(host: endpoint.address.description, port: Int(endpoint.port)),
-                                                 routes: .eventLoop) {
+                                                 routes: .eventLoop, tls: tls) {
             route($0, service, identify: identify)
         }
         return CaptivePortalAPI(server: server)

@@ -1,5 +1,6 @@
 import MarkCore
 import MarkPolicy
+import Sessions
 
 #if canImport(Glibc)
 import Glibc
@@ -35,6 +36,7 @@ enum PolicyLoading {
         } catch {
             throw PolicyError(file: path, line: nil, key: nil, reason: "cannot read: \(error)")
         }
-        return try PolicyConfig.load(text: text, file: path, readFile: { try readFile($0) })
+        return try PolicyConfig.load(text: text, file: path, readFile: { try readFile($0) },
+                                     checkPEM: PortalTLS.check)
     }
 }

@@ -2,6 +2,7 @@ import Logging
 import MarkPolicy
 import MarkSessions
 import NIOCore
+import NIOSSL
 import Observability
 import Sessions
 
@@ -55,11 +56,22 @@ final class SessionSetup: Sendable {
         logger.info("sessions: control socket \(cfg.control)")
         var portal: CaptivePortalAPI? = nil
         if let api = cfg.portalAPI {
-            do { portal = try CaptivePortalAPI.start(api, service: service) } catch {
+            let tls: NIOSSLContext?
+            do { tls = try cfg.portalTLS.map(PortalTLS.context) } catch {
+                control.stop()
+                throw StartError(description: "the Captive Portal API's certificate \(cfg.portalTLS?.certFile ?? "") "
+                                 + "and key \(cfg.portalTLS?.keyFile ?? ""): \(error)")
+            }
+            do { portal = try CaptivePortalAPI.start(api, service: service, tls: tls) } catch {
                 control.stop()
                 throw StartError(description: "cannot listen on \(api) for the Captive Portal API: \(error)")
             }
-            logger.info("sessions: Captive Portal API on http://\(api)\(CaptivePortalAPI.path)")
+            if tls != nil {
+                logger.info("sessions: Captive Portal API on https://\(api)\(CaptivePortalAPI.path)")
+            } else {
+                let note = "(fine for a test lab; RFC 8908 wants HTTPS: set portal-tls-cert and portal-tls-key)"
+                logger.notice("sessions: Captive Portal API on http://\(api)\(CaptivePortalAPI.path) is plain HTTP \(note)")
+            }
         }
         let timer = control.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
             service.expire()

@@ -12,7 +12,7 @@ struct SessionTests {
     static let guest = "127.0.0.12"
     static let guestPort = 5400
 
-    static func policy(_ lab: Lab) -> String {
+    static func policy(_ lab: Lab, tls: String = "") -> String {
         """
         [server]
         listen = ["127.0.0.1:53"]
@@ -24,7 +24,7 @@ struct SessionTests {
         database = "\(lab.path("sessions.db"))"
         control = "\(lab.path("control.sock"))"
         portal-api = "127.0.0.1:8908"
-
+        \(tls)
         [[pool]]
         name = "wan"
         servers = ["127.0.0.2:5353"]
@@ -82,10 +82,10 @@ struct SessionTests {
         setText(lab).replacingOccurrences(of: #"expires [0-9hms.]+"#, with: "", options: .regularExpression)
     }
 
-    func start(_ label: String) throws -> (Lab, ChildProcess) {
+    func start(_ label: String, tls: ((Lab) throws -> String)? = nil) throws -> (Lab, ChildProcess) {
         let lab = try Lab(label)
         do {
-            try Self.policy(lab).write(toFile: lab.path("policy.toml"), atomically: true, encoding: .utf8)
+            try Self.policy(lab, tls: try tls?(lab) ?? "").write(toFile: lab.path("policy.toml"), atomically: true, encoding: .utf8)
             try lab.exec([Lab.markdnsBinary, "rules", "--config", lab.path("policy.toml"), "--apply"])
             try lab.startUpstream(address: "127.0.0.2")
             let md = try lab.startMarkdns(["--config", lab.path("policy.toml")])
@@ -157,6 +157,40 @@ struct SessionTests {
         // The mark changes cost the packet-mark shortcut nothing.
         lab.stop(md)
         #expect(lab.readLog("markdns.log").contains("packet_mark_mismatches=0 "), "\(lab.readLog("markdns.log"))")
+    }
+
+    @Test("the Captive Portal API over HTTPS (portal-tls-cert/key): captive before login, not after; plain HTTP gets no JSON")
+    func portalAPIOverTLS() throws {
+        var ca = ""
+        let (lab, md) = try start("sesstls") { lab in
+            func run(_ args: [String]) throws {
+                let r = Lab.shell(args)
+                guard r.status == 0 else { throw LabError("\(args.joined(separator: " ")): \(r.stderr)") }
+            }
+            try run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                     "-keyout", lab.path("ca.key"), "-out", lab.path("ca.pem"), "-days", "2", "-subj", "/CN=markdns portal CA"])
+            try "subjectAltName=IP:127.0.0.1\n".write(toFile: lab.path("ext.cnf"), atomically: true, encoding: .utf8)
+            try run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                     "-keyout", lab.path("portal.key"), "-out", lab.path("portal.csr"), "-subj", "/CN=portal.test"])
+            try run(["openssl", "x509", "-req", "-in", lab.path("portal.csr"), "-CA", lab.path("ca.pem"), "-CAkey", lab.path("ca.key"),
+                     "-CAcreateserial", "-out", lab.path("portal.pem"), "-days", "2", "-extfile", lab.path("ext.cnf")])
+            ca = lab.path("ca.pem")
+            return "portal-tls-cert = \"\(lab.path("portal.pem"))\"\nportal-tls-key = \"\(lab.path("portal.key"))\"\n"
+        }
+        defer { lab.close() }
+        let https = ["curl", "-s", "--max-time", "3", "--cacert", ca, "--interface", Self.guest,
+                     "https://127.0.0.1:8908/captive-portal/api"]
+        let captive = lab.run(https)
+        #expect(captive.status == 0 && captive.stdout.contains(#"{"captive":true,"user-portal-url":"https://portal.example.test/login"}"#),
+                "\(captive.stdout)\(captive.stderr)")
+        let plain = lab.run(["curl", "-s", "--max-time", "3", "--interface", Self.guest, "http://127.0.0.1:8908/captive-portal/api"])
+        #expect(plain.status != 0 && !plain.stdout.contains("captive"), "plain HTTP answered: \(plain.stdout)")
+        let login = session(lab, ["login", Self.guest, "--mark", "authenticated"])
+        #expect(login.status == 0, "\(login.stdout)\(login.stderr)")
+        let admitted = lab.run(https).stdout
+        #expect(admitted.hasPrefix(#"{"captive":false,"seconds-remaining":"#), "\(admitted)")
+        #expect(lab.readLog("markdns.log").contains("Captive Portal API on https://127.0.0.1:8908"))
+        #expect(md.isRunning)
     }
 
     @Test("errors: exit 1, a clear message, and the database, the kernel set and the connmarks unchanged")

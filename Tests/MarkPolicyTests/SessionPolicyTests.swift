@@ -73,7 +73,7 @@ struct SessionPolicyTests {
         ("[[mark]]\nvalue = 1\nname = \"a\"\nuser-portal-url = \"ftp://x\"\n", 7, "mark[1].user-portal-url",
          "'ftp://x' is not an http:// or https:// URL"),
         ("[sessions]\ndatabase = \"rel.db\"\n", 5, "sessions.database", "'rel.db' is not an absolute path"),
-        ("[sessions]\ncontrol = \"/x\"\nportal = 1\n", 6, "sessions.portal", "unknown key (known: database, control, portal-api)"),
+        ("[sessions]\ncontrol = \"/x\"\nportal = 1\n", 6, "sessions.portal", "unknown key (known: database, control, portal-api, portal-tls-cert, portal-tls-key)"),
         ("[sessions]\nportal-api = \"nonsense\"\n", 5, "sessions.portal-api", nil),
         ("[[mark]]\nvalue = 0x1005\nname = \"a\"\n[[mark]]\nname = \"b\"\nsessions = true\nrange = \"0x1000-0x1fff\"\n",
          10, "mark[2].range", "mark 0x1005 is already defined by mark[1] (a)"),
