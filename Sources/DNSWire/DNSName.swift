@@ -58,6 +58,13 @@ public struct DNSName: Sendable, CustomStringConvertible {
     /// The labels are gathered on the stack, then copied into an array of exactly the
     /// name's length: one allocation per name, whatever its length.
     static func read(from reader: inout WireReader) throws(DNSWireError) -> DNSName {
+        // Fast path: a name without compression pointers (every question of a query, and
+        // of an answer, since nothing before it can be pointed to) is copied as it lies.
+        if let end = uncompressedEnd(reader.bytes, from: reader.offset) {
+            let name = DNSName(uncheckedWire: Array(reader.bytes[reader.offset..<end]))
+            reader.offset = end
+            return name
+        }
         let result = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxWireLength) { buffer in
             Result { () throws(DNSWireError) -> DNSName in
                 var count = 0
@@ -72,6 +79,22 @@ public struct DNSName: Sendable, CustomStringConvertible {
             }
         }
         return try result.get()
+    }
+
+    /// The end (just past the root label) of a valid name at `start` that uses no
+    /// compression pointer; nil for anything else (a pointer, a bad label, a name too
+    /// long or cut off), which the general walk then reads or rejects.
+    @inline(__always)
+    static func uncompressedEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        var pos = start
+        let limit = min(bytes.count, start + maxWireLength)
+        while pos < limit {
+            let len = Int(bytes[pos])
+            if len == 0 { return pos + 1 }
+            guard len <= maxLabelLength else { return nil }
+            pos += 1 + len
+        }
+        return nil
     }
 
     /// Validates a name without building it.

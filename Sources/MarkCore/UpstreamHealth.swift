@@ -17,6 +17,9 @@ public struct UpstreamHealth: Sendable {
     /// Every n-th query of a `fastest` pool starts with another server.
     public static let exploreEvery = 16
     private var states: [Endpoint: State] = [:]
+    /// The latest `downUntil` of any server: until then some server may be down; after it
+    /// none is, and ordering a pool needs no lookup per server.
+    private var anyDownUntil: Double = 0
 
     public init(threshold: Int = 3, initialBackoff: Double = 1, maxBackoff: Double = 60) {
         self.threshold = threshold
@@ -27,12 +30,15 @@ public struct UpstreamHealth: Sendable {
     /// A usable answer (or a refusal: the server is alive). `rtt` (seconds) feeds the
     /// smoothed RTT, weight 1/8 as TCP does.
     public mutating func success(_ server: Endpoint, rtt: Double? = nil) {
-        var s = states[server] ?? State()
+        // In place: one hash of the endpoint (this runs once per answer).
+        Self.succeed(&states[server, default: State()], rtt: rtt)
+    }
+
+    private static func succeed(_ s: inout State, rtt: Double?) {
         s.failures = 0
         s.backoff = 0
         s.downUntil = 0
         if let rtt { s.srtt = s.srtt.map { $0 + (rtt - $0) / 8 } ?? rtt }
-        states[server] = s
     }
 
     /// A timeout or error. `penalty` (seconds; the timeout) counts as an RTT sample, so
@@ -43,6 +49,7 @@ public struct UpstreamHealth: Sendable {
         if s.failures >= threshold {
             s.backoff = s.backoff == 0 ? initialBackoff : min(s.backoff * 2, maxBackoff)
             s.downUntil = now + s.backoff
+            anyDownUntil = max(anyDownUntil, s.downUntil)
             s.failures = 0
         }
         if let penalty { s.srtt = s.srtt.map { $0 + (penalty - $0) / 8 } ?? penalty }
@@ -50,7 +57,7 @@ public struct UpstreamHealth: Sendable {
     }
 
     public func isDown(_ server: Endpoint, now: Double) -> Bool {
-        (states[server]?.downUntil ?? 0) > now
+        anyDownUntil > now && (states[server]?.downUntil ?? 0) > now
     }
 
     /// The smoothed RTT in seconds, nil before the first answer.

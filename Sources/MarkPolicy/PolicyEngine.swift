@@ -12,9 +12,11 @@ public final class PolicyEngine: Sendable {
     private let domainRoutes: DomainMap<String>
     /// `[[set]]` domains: which sets an answer fills.
     public let sets: SetMatcher
+    private let poolsByName: [String: Pool]
 
     public init(_ config: PolicyConfig) {
         self.config = config
+        self.poolsByName = Dictionary(config.pools.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         var m: [UInt32: CompiledMark] = [:]
         for rule in config.marks {
             // A range mark (per-user values) stands for each value of its range.
@@ -48,6 +50,10 @@ public final class PolicyEngine: Sendable {
         guard let own = decision.pool else { return nil }
         return domainRoutes.lookup(wireName: wireName) ?? own
     }
+
+    /// The pool of that name (as `config.pool(named:)`, without copying the configuration
+    /// out of the engine to ask it: the query path asks once per query).
+    public func pool(named name: String) -> Pool? { poolsByName[name] }
 
     public var mask: UInt32 { config.conntrack.mask }
 

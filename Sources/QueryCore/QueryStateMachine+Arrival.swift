@@ -55,8 +55,8 @@ extension QueryStateMachine {
             let fills = local.reason == .local ? SetFill.fills(sets, answer: answer) : []
             return result(.answer(answer, source: .local(local.reason)), fills: fills)
         }
-        guard let pool = policy.pool(for: decision, wireName: query.question.name.wire).flatMap(policy.config.pool(named:)),
-              !pool.servers.isEmpty else {
+        guard let poolName = policy.pool(for: decision, wireName: query.question.name.wire),
+              let pool = policy.pool(named: poolName), !pool.servers.isEmpty else {
             counters.servfail += 1
             return result(.answer(DNSResponseBuilder.errorResponse(to: query, rcode: .servFail), source: .immediate))
         }
@@ -97,23 +97,25 @@ extension QueryStateMachine {
             perClient[client] = clientWaiting + 1
             return result(.joined(leader))
         }
-        let turn = poolTurns[pool.name, default: 0]
-        poolTurns[pool.name] = turn &+ 1
-        var txn = Transaction(
+        let turn = Self.takeTurn(&poolTurns[pool.name, default: 0])
+        // Built in place in the table (a local copy would be retained and released whole).
+        let id = txns.insert(Transaction(
             leader: waiter, upstreamQuery: plan.rewrite.apply(to: bytes), proto: q.proto, mark: mark,
             upstreams: health.order(pool.servers, strategy: pool.strategy, now: now, turn: turn),
             plan: UpstreamPlan(upstreamCount: pool.servers.count, rounds: limits.rounds),
-            deadline: now + limits.queryTimeout)
-        txn.sets = sets
-        if plan.shareable {
-            txn.cacheKey = plan.cacheKey
-            txn.inflightKey = plan.inflightKey
-        }
-        let id = txns.insert(txn)
+            deadline: now + limits.queryTimeout,
+            cacheKey: plan.shareable ? plan.cacheKey : nil, inflightKey: plan.shareable ? plan.inflightKey : nil,
+            sets: sets))
         if plan.shareable { inflight[plan.inflightKey] = id }
         inFlight += 1
         perClient[client] = clientWaiting + 1
         return result(.start(startAttempt(id, now: now)!))
+    }
+
+    /// The pool's turn, counted on (one hash of the name instead of two).
+    private static func takeTurn(_ turn: inout Int) -> Int {
+        defer { turn &+= 1 }
+        return turn
     }
 
     /// RD is copied from the query into the response (RFC 1035 4.1.1): a cached answer

@@ -25,8 +25,8 @@ public enum UpstreamAnswer: Equatable, Sendable {
             }
             return .truncatedWithoutQuestion
         }
-        if let parsed = try? DNSMessage.parse(bytes), parsed.header.isResponse, parsed.header.id == expectedID,
-           parsed.question == question {
+        if let parsed = try? DNSMessage.answer(bytes, to: question), parsed.header.isResponse,
+           parsed.header.id == expectedID {
             let rcode = parsed.header.rcode
             if rcode == DNSRcode.servFail.rawValue || rcode == DNSRcode.refused.rawValue { return .unusable }
             return .usable(length: parsed.length, rcode: rcode, truncated: parsed.header.isTruncated)
