@@ -144,7 +144,7 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
     /// TC are cached; the TTL is the smallest record TTL (negative answers: the SOA's
     /// RFC 2308 TTL; none: not cached), clamped to the limits.
     @inlinable
-    public mutating func store(_ key: Key, answer bytes: [UInt8], now: Double) {
+    public mutating func store(_ key: Key, answer bytes: [UInt8], now: Double, hash: Int? = nil) {
         guard capacity > 0 else { return }
         let parsed = bytes.withUnsafeBytes { raw -> (DNSMessage, DNSRecordTTLs)? in
             guard let m = try? DNSMessage.parse(raw), let t = try? DNSRecordTTLs.read(raw, message: m) else { return nil }
@@ -171,7 +171,7 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         blob.reserveCapacity(message.length + 2 * ttls.offsets.count)
         blob += bytes.prefix(message.length)
         for o in ttls.offsets { blob.append(UInt8(o >> 8)); blob.append(UInt8(o & 0xFF)) }
-        let hash = key.hashValue
+        let hash = hash ?? key.hashValue
         let entry = Entry(key: key, blob: blob, hash: hash, stored: now, expires: now + Double(ttl),
                           answerLength: UInt16(message.length),
                           nameLength: UInt8(message.question.name.wire.count))
@@ -209,8 +209,9 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
     /// (case), TTLs clamped to the entry's lifetime and counted down by its age. Nil when
     /// absent or expired (an expired entry inside the stale window stays for `lookupStale`).
     @inlinable
-    public mutating func lookup(_ key: Key, id: UInt16, questionName: [UInt8], now: Double) -> [UInt8]? {
-        guard let i = find(key, hash: key.hashValue).found, Int(entries[Int(i)].answerLength) <= key.maxSize else {
+    public mutating func lookup(_ key: Key, id: UInt16, questionName: [UInt8], now: Double,
+                                hash: Int? = nil) -> [UInt8]? {
+        guard let i = find(key, hash: hash ?? key.hashValue).found, Int(entries[Int(i)].answerLength) <= key.maxSize else {
             counts.misses += 1
             return nil
         }
@@ -238,8 +239,9 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
     /// `staleTTL`; nil when there is none or serve-stale is off. Fresh entries are
     /// returned as by `lookup`.
     @inlinable
-    public mutating func lookupStale(_ key: Key, id: UInt16, questionName: [UInt8], now: Double) -> [UInt8]? {
-        guard let i = find(key, hash: key.hashValue).found, Int(entries[Int(i)].answerLength) <= key.maxSize else {
+    public mutating func lookupStale(_ key: Key, id: UInt16, questionName: [UInt8], now: Double,
+                                     hash: Int? = nil) -> [UInt8]? {
+        guard let i = find(key, hash: hash ?? key.hashValue).found, Int(entries[Int(i)].answerLength) <= key.maxSize else {
             return nil
         }
         if entries[Int(i)].expires > now { return lookup(key, id: id, questionName: questionName, now: now) }

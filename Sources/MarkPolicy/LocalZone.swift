@@ -60,7 +60,7 @@ public struct LocalZone: Sendable {
 
     /// The local answer for a question (uncompressed wire name, any case), or nil when the
     /// name is not local. A CNAME is followed through local data (8 steps at most).
-    public func answer(wireName: some Collection<UInt8>, qtype: UInt16) -> LocalAnswer? {
+    public func answer(wireName: [UInt8], qtype: UInt16) -> LocalAnswer? {
         guard !byName.isEmpty || !localDomain.isEmpty, var name = DomainSet.lowercased(wireName: wireName) else { return nil }
         var out: [LocalRecord] = []
         for _ in 0..<8 {

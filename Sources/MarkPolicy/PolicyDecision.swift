@@ -66,7 +66,7 @@ public struct PolicyDecision: Sendable, Equatable {
     }
 
     /// Same for an uncompressed wire name (as `DNSName.wire`).
-    public func answer(wireName: some Collection<UInt8>, qtype: UInt16) -> LocalAnswer? {
+    public func answer(wireName: [UInt8], qtype: UInt16) -> LocalAnswer? {
         guard let c = compiled else { return nil }
         return answer(c, qtype: qtype) { $0.contains(wireName: wireName) }
     }

@@ -32,21 +32,21 @@ public final class PolicyEngine: Sendable {
 
     /// The sets an answer to `wireName` under `decision` fills (by the decision's masked
     /// mark; nothing for refused queries).
-    public func setTargets(for decision: PolicyDecision, wireName: some Collection<UInt8>) -> [SetTarget] {
+    public func setTargets(for decision: PolicyDecision, wireName: [UInt8]) -> [SetTarget] {
         guard !sets.isEmpty, !decision.isRefused else { return [] }
         return sets.targets(wireName: wireName, mark: decision.view.mark)
     }
 
     /// True when a per-domain pool covers the name (it is forwarded there even when it
     /// is a private reverse name).
-    public func routesDomain(wireName: some Collection<UInt8>) -> Bool {
+    public func routesDomain(wireName: [UInt8]) -> Bool {
         domainRoutes.lookup(wireName: wireName) != nil
     }
 
     /// The pool a forwarded question goes to: the pool of the most specific per-domain
     /// route covering the name, else the decision's own pool. Nil when the decision does
     /// not forward (refused).
-    public func pool(for decision: PolicyDecision, wireName: some Collection<UInt8>) -> String? {
+    public func pool(for decision: PolicyDecision, wireName: [UInt8]) -> String? {
         guard let own = decision.pool else { return nil }
         return domainRoutes.lookup(wireName: wireName) ?? own
     }

@@ -13,6 +13,17 @@ public struct CacheView: Hashable, Sendable {
     public init(view: PolicyView, pool: String, upstreamMark: UInt32) {
         self.view = view; self.pool = pool; self.upstreamMark = upstreamMark
     }
+
+    /// Hashes the marks, not the names or the kind (equality still compares everything).
+    /// Under one policy those follow from what is hashed (a view's name and kind from its
+    /// mark; the pool from the view and the question, which the key hashes too), and
+    /// hashing two strings (and the kind's raw string) was a third of a cache hit's
+    /// instructions.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(view.mark)
+        hasher.combine(upstreamMark)
+        hasher.combine(pool.utf8.count)
+    }
 }
 
 public typealias CacheKey = AnswerCache<CacheView>.Key
@@ -26,10 +37,16 @@ public struct InflightKey: Hashable, Sendable {
     private let hash: Int
 
     public init(cache: CacheKey, proto: TransportProtocol) {
+        self.init(cache: cache, proto: proto, cacheHash: cache.hashValue)
+    }
+
+    /// With the cache key's hash already taken (`ForwardPlan` hashes the key once for
+    /// both the cache and this table).
+    public init(cache: CacheKey, proto: TransportProtocol, cacheHash: Int) {
         self.cache = cache
         self.proto = proto
         var h = Hasher()
-        h.combine(cache)
+        h.combine(cacheHash)
         h.combine(cache.maxSize)
         h.combine(proto)
         self.hash = h.finalize()
@@ -74,6 +91,10 @@ public struct UpstreamRewrite: Equatable, Sendable {
 /// cached and coalesced under, whether it may share an answer at all, and its upstream copy.
 public struct ForwardPlan: Sendable {
     public var cacheKey: CacheKey
+    /// `cacheKey.hashValue`, taken once: the cache lookup, the store of the answer and the
+    /// coalescing key all use it (hashing the view's and pool's names and the question is
+    /// most of a cache hit's cost).
+    public var cacheHash: Int
     public var inflightKey: InflightKey
     /// False when the query carries EDNS options that cannot be cut off (the OPT record is
     /// not the last record): it then goes upstream as it is and shares nothing.
@@ -90,7 +111,8 @@ public struct ForwardPlan: Sendable {
                             dnssecOK: edns?.dnssecOK ?? false, checkingDisabled: query.header.checkingDisabled,
                             maxSize: maxSize, recursionDesired: query.header.recursionDesired,
                             ednsVersion: edns?.version ?? 0)
-        inflightKey = InflightKey(cache: cacheKey, proto: proto)
+        cacheHash = cacheKey.hashValue
+        inflightKey = InflightKey(cache: cacheKey, proto: proto, cacheHash: cacheHash)
         // EDNS options (cookies, client subnet) are the client's own: they are not sent
         // upstream, so answers stay shareable, unless the OPT record is not the last one.
         let optionsLength = edns?.optionsLength ?? 0

@@ -65,7 +65,7 @@ extension QueryStateMachine {
                                view: CacheView(view: decision.view, pool: pool.name, upstreamMark: mark))
         let cacheOn = limits.cacheSize > 0 && plan.shareable
         if cacheOn, var hit = cache.lookup(plan.cacheKey, id: query.header.id, questionName: query.question.name.wire,
-                                           now: now) {
+                                           now: now, hash: plan.cacheHash) {
             Self.setRecursionDesired(query.header.recursionDesired, in: &hit)
             counters.cacheHits += 1
             counters.answered += 1
@@ -74,7 +74,7 @@ extension QueryStateMachine {
         // Every server of the pool is backed off: a stale answer now beats SERVFAIL later.
         if cacheOn, limits.serveStale > 0, pool.servers.allSatisfy({ health.isDown($0, now: now) }),
            var stale = cache.lookupStale(plan.cacheKey, id: query.header.id,
-                                         questionName: query.question.name.wire, now: now) {
+                                         questionName: query.question.name.wire, now: now, hash: plan.cacheHash) {
             Self.setRecursionDesired(query.header.recursionDesired, in: &stale)
             counters.staleServed += 1
             counters.answered += 1
@@ -104,7 +104,8 @@ extension QueryStateMachine {
             upstreams: health.order(pool.servers, strategy: pool.strategy, now: now, turn: turn),
             plan: UpstreamPlan(upstreamCount: pool.servers.count, rounds: limits.rounds),
             deadline: now + limits.queryTimeout,
-            cacheKey: plan.shareable ? plan.cacheKey : nil, inflightKey: plan.shareable ? plan.inflightKey : nil,
+            cacheKey: plan.shareable ? plan.cacheKey : nil, cacheHash: plan.cacheHash,
+            inflightKey: plan.shareable ? plan.inflightKey : nil,
             sets: sets))
         if plan.shareable { inflight[plan.inflightKey] = id }
         inFlight += 1

@@ -31,7 +31,7 @@ extension QueryStateMachine {
             if truncated { counters.truncatedRelayed += 1 }
             let ended = Self.attemptEnd(ref, txn, outcome: nil)
             if limits.cacheSize > 0, let key = txn.cacheKey {
-                cache.store(key, answer: Array(bytes.prefix(length)), now: now)
+                cache.store(key, answer: Array(bytes.prefix(length)), now: now, hash: txn.cacheHash)
             }
             // Over TCP/TLS/HTTPS the answer may not fit a UDP client: TC (the cache keeps it all).
             let tc = AnswerFit.truncated(for: txn.leader.query, proto: txn.proto, length: length, rcode: rcode)
@@ -127,7 +127,8 @@ extension QueryStateMachine {
             if answerLength == nil {
                 if limits.serveStale > 0, let key = txn.cacheKey,
                    let stale = cache.lookupStale(key, id: waiter.query.header.id,
-                                                 questionName: waiter.query.question.name.wire, now: now) {
+                                                 questionName: waiter.query.question.name.wire, now: now,
+                                                 hash: txn.cacheHash) {
                     counters.staleServed += 1
                     counters.answered += 1
                     var stale = stale

@@ -27,6 +27,7 @@ struct Transaction: Sendable {
     var attemptStarted: Double = 0
     /// Keys it is cached and coalesced under (nil: not shareable).
     var cacheKey: CacheKey?
+    var cacheHash = 0  // cacheKey's (see `ForwardPlan.cacheHash`)
     var inflightKey: InflightKey?
     /// The sets its answer fills (chosen on arrival by name and mark).
     var sets: [SetTarget] = []
