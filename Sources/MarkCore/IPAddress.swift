@@ -52,6 +52,19 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// One word for an IPv4 address, the bytes for IPv6 (the two never compare equal, so
+    /// no case tag is needed). The synthesized hash fed the tag and each of four bytes to
+    /// the hasher apart: an address is hashed several times per query (per-client limits,
+    /// upstream health, the upstream socket pool).
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case let .v4(a, b, c, d):
+            hasher.combine(UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d))
+        case let .v6(bytes):
+            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
+    }
+
     public var isIPv6: Bool { if case .v6 = self { return true } else { return false } }
 
     /// True for 0.0.0.0 and ::.
