@@ -9,14 +9,14 @@ import Darwin
 /// An IPv4 or IPv6 address as raw network-order bytes.
 public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     case v4(UInt8, UInt8, UInt8, UInt8)
-    case v6([UInt8])  // exactly 16 bytes
+    case v6(IPv6Bytes)
 
     /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text (no brackets, no zone).
     public init?(_ text: String) {
         if text.contains(":") {
             var a = in6_addr()
             guard inet_pton(AF_INET6, text, &a) == 1 else { return nil }
-            self = .v6(Swift.withUnsafeBytes(of: &a) { Array($0) })
+            self = .v6(IPv6Bytes(raw: a))
         } else {
             var a = in_addr()
             guard inet_pton(AF_INET, text, &a) == 1 else { return nil }
@@ -28,7 +28,7 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     public init?(bytes: [UInt8]) {
         switch bytes.count {
         case 4: self = .v4(bytes[0], bytes[1], bytes[2], bytes[3])
-        case 16: self = .v6(bytes)
+        case 16: self = .v6(IPv6Bytes(bytes)!)
         default: return nil
         }
     }
@@ -48,7 +48,7 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     public var bytes: [UInt8] {
         switch self {
         case let .v4(a, b, c, d): return [a, b, c, d]
-        case let .v6(b): return b
+        case let .v6(b): return Array(b)
         }
     }
 
@@ -61,7 +61,7 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         case let .v4(a, b, c, d):
             hasher.combine(UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d))
         case let .v6(bytes):
-            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+            hasher.combine(bytes)
         }
     }
 

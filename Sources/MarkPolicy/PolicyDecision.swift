@@ -84,7 +84,7 @@ public struct PolicyDecision: Sendable, Equatable {
             let kind: LocalAnswer.Kind
             switch qtype {
             case LocalAnswer.typeA: kind = .addresses([.v4(0, 0, 0, 0)])
-            case LocalAnswer.typeAAAA: kind = .addresses([.v6([UInt8](repeating: 0, count: 16))])
+            case LocalAnswer.typeAAAA: kind = .addresses([.v6(.zero)])
             default: kind = .noData
             }
             return LocalAnswer(kind: kind, ttl: c.rule.blockTTL, reason: .blocked)

@@ -76,7 +76,7 @@ enum PolicyInvariants {
             t == LocalAnswer.typeA ? .addresses([v4]) : t == LocalAnswer.typeAAAA ? .addresses([v6]) : .noData
         }
         let portal = addressFor(type, IPAddress("10.0.0.1")!, IPAddress("fd00::1")!)
-        let null = addressFor(type, .v4(0, 0, 0, 0), .v6([UInt8](repeating: 0, count: 16)))
+        let null = addressFor(type, .v4(0, 0, 0, 0), .v6(.zero))
         let expected: [LocalAnswer?] = [
             inSet(m.question.name, allow) ? nil : LocalAnswer(kind: portal, ttl: 30, reason: .walledGarden),
             inSet(m.question.name, staffBlock) ? LocalAnswer(kind: null, ttl: 60, reason: .blocked) : nil,

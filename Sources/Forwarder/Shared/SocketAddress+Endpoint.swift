@@ -27,7 +27,7 @@ extension Endpoint {
     }
 
     init(_ sin6: sockaddr_in6) {
-        self.init(address: .v6(withUnsafeBytes(of: sin6.sin6_addr) { Array($0) }), port: UInt16(bigEndian: sin6.sin6_port))
+        self.init(address: .v6(IPv6Bytes(raw: sin6.sin6_addr)), port: UInt16(bigEndian: sin6.sin6_port))
     }
 
     var socketAddress: SocketAddress {
