@@ -244,7 +244,7 @@ public struct AnswerCache<View: Hashable & Sendable>: Sendable {
         guard let i = find(key, hash: hash ?? key.hashValue).found, Int(entries[Int(i)].answerLength) <= key.maxSize else {
             return nil
         }
-        if entries[Int(i)].expires > now { return lookup(key, id: id, questionName: questionName, now: now) }
+        if entries[Int(i)].expires > now { return lookup(key, id: id, questionName: questionName, now: now, hash: hash) }
         guard entries[Int(i)].expires + Double(limits.staleWindow) > now else {
             remove(i)
             return nil

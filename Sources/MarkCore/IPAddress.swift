@@ -52,8 +52,8 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// One word for an IPv4 address, the bytes for IPv6 (the two never compare equal, so
-    /// no case tag is needed). The synthesized hash fed the tag and each of four bytes to
+    /// One word for an IPv4 address, two for IPv6 (the two never compare equal, so no
+    /// case tag is needed). The synthesized hash fed the tag and each of four bytes to
     /// the hasher apart: an address is hashed several times per query (per-client limits,
     /// upstream health, the upstream socket pool).
     public func hash(into hasher: inout Hasher) {

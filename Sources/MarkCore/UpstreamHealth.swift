@@ -9,6 +9,13 @@ public struct UpstreamHealth: Sendable {
         var backoff: Double = 0
         var downUntil: Double = 0
         var srtt: Double?
+
+        mutating func succeeded(rtt: Double?) {
+            failures = 0
+            backoff = 0
+            downUntil = 0
+            if let rtt { srtt = srtt.map { $0 + (rtt - $0) / 8 } ?? rtt }
+        }
     }
 
     public let threshold: Int
@@ -31,14 +38,7 @@ public struct UpstreamHealth: Sendable {
     /// smoothed RTT, weight 1/8 as TCP does.
     public mutating func success(_ server: Endpoint, rtt: Double? = nil) {
         // In place: one hash of the endpoint (this runs once per answer).
-        Self.succeed(&states[server, default: State()], rtt: rtt)
-    }
-
-    private static func succeed(_ s: inout State, rtt: Double?) {
-        s.failures = 0
-        s.backoff = 0
-        s.downUntil = 0
-        if let rtt { s.srtt = s.srtt.map { $0 + (rtt - $0) / 8 } ?? rtt }
+        states[server, default: State()].succeeded(rtt: rtt)
     }
 
     /// A timeout or error. `penalty` (seconds; the timeout) counts as an RTT sample, so

@@ -84,12 +84,6 @@ struct TransactionTable: Sendable {
         return attempts[Int(id.index)]
     }
 
-    /// A copy of the transaction (tests and diagnostics; the query path reads in place
-    /// with `update`).
-    subscript(_ id: TxnID) -> Transaction? {
-        contains(id) ? slots[Int(id.index)] : nil
-    }
-
     /// Runs `body` on the transaction in place (nil when `id` is stale).
     mutating func update<R>(_ id: TxnID, _ body: (inout Transaction) -> R) -> R? {
         guard contains(id) else { return nil }
