@@ -195,7 +195,10 @@ let package = Package(
         .testTarget(name: "MarkSessionsTests", dependencies: ["MarkSessions", "MarkCore"]),
         .testTarget(name: "SessionsTests", dependencies: ["Sessions", "MarkSessions", "MarkCore", "MarkPolicy", "CSQLite", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MarkPolicyTests", dependencies: ["MarkPolicy", "MarkCore"]),
-        .testTarget(name: "ForwarderTests", dependencies: ["Forwarder", "MarkCore", "MarkPolicy"]),
+        .testTarget(name: "ForwarderTests", dependencies: [
+            "Forwarder", "MarkCore", "MarkPolicy",
+            .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOExtras", package: "swift-nio-extras"),
+        ]),
         .testTarget(name: "QueryCoreTests",
                     dependencies: ["QueryCore", "DNSWire", "DNSCache", "MarkCore", "MarkPolicy", "TestSupport"]),
         .testTarget(name: "NftSetsTests", dependencies: ["NftSets", "QueryCore"]),

@@ -47,13 +47,36 @@ static inline int markdns_epoll_unwatch(int ep, int fd) {
     return epoll_ctl(ep, EPOLL_CTL_DEL, fd, 0);
 }
 
-/* Waits up to `timeout_ms` (-1: no limit) for readiness; writes up to `max` (<= 64) tokens.
-   Returns their count (0 on timeout), or -1. */
-static inline int markdns_epoll_wait(int ep, uint64_t *tokens, int max, int timeout_ms) {
+/* Stream sockets (pooled upstream connections on the data-plane thread) also want to know
+   when they can write (a connect finishing, a full send buffer draining): read interest,
+   plus write interest while `writable` is set. */
+static inline int markdns_epoll_watch_stream(int ep, int fd, uint64_t token, int writable) {
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | (writable ? EPOLLOUT : 0), .data.u64 = token };
+    return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static inline int markdns_epoll_rewatch_stream(int ep, int fd, uint64_t token, int writable) {
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | (writable ? EPOLLOUT : 0), .data.u64 = token };
+    return epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+}
+
+/* What a stream socket's event says, as markdns_epoll_wait reports it. */
+enum { MARKDNS_EV_READ = 1, MARKDNS_EV_WRITE = 2, MARKDNS_EV_ERROR = 4 };
+
+/* Waits up to `timeout_ms` (-1: no limit) for readiness; writes up to `max` (<= 64) tokens
+   and, in `flags`, what each is ready for (MARKDNS_EV_*). Returns their count (0 on
+   timeout), or -1. */
+static inline int markdns_epoll_wait(int ep, uint64_t *tokens, uint8_t *flags, int max, int timeout_ms) {
     struct epoll_event events[64];
     if (max > 64) max = 64;
     int n = epoll_wait(ep, events, max, timeout_ms);
-    for (int i = 0; i < n; i++) tokens[i] = events[i].data.u64;
+    for (int i = 0; i < n; i++) {
+        uint32_t e = events[i].events;
+        tokens[i] = events[i].data.u64;
+        flags[i] = (uint8_t)(((e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) ? MARKDNS_EV_READ : 0)
+                             | ((e & EPOLLOUT) ? MARKDNS_EV_WRITE : 0)
+                             | ((e & EPOLLERR) ? MARKDNS_EV_ERROR : 0));
+    }
     return n;
 }
 

@@ -38,7 +38,7 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
 
     let name: String
     private let logger: Logger
-    private let epollFD: Int32
+    let epollFD: Int32
     private let wakeFD: Int32
     private static let wakeToken = UInt64.max
 
@@ -46,7 +46,7 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
     private var thread = pthread_t()
     private var started = false
     /// After the thread ended: set, and the thread running a job in its stead (0: none).
-    private let ended = Atomic<Bool>(false)
+    let ended = Atomic<Bool>(false)
     private let afterlifeRunner = Atomic<UInt>(0)
     private let afterlife = NIOLock()
     /// Set (under the lock) when `shared` holds jobs or a state change for the loop.
@@ -59,6 +59,12 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
     private var readyHandler: ReadyHandler?
     private var tickEndHandler: (() -> Void)?
     private var tickEndRequested = false
+    /// Stream sockets the loop drives for their own channels (`DataPlaneLoop+Streams`), by
+    /// token, and those that asked to write at the end of this tick.
+    var streamSources: [UInt64: any LoopStreamSource] = [:]
+    var nextStreamToken = DataPlaneLoop.firstStreamToken
+    var streamFlushes: [any LoopStreamSource] = []
+    static let firstStreamToken: UInt64 = 1 << 62
 
     private enum State { case running, stopping, ended }
     private struct Shared {
@@ -254,6 +260,7 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
 
     private func run() {
         var tokens = [UInt64](repeating: 0, count: 64)
+        var flags = [UInt8](repeating: 0, count: 64)
         var stopping = false
         while !stopping {
             if remotePending.load(ordering: .acquiring) {
@@ -270,8 +277,9 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
             let timeout = runDueTimers()
             runTickEnd()
             if stopping { break }
-            let n = tokens.withUnsafeMutableBufferPointer {
-                markdns_epoll_wait(epollFD, $0.baseAddress, 64, jobs.isEmpty && !tickEndRequested ? timeout : 0)
+            let wait = jobs.isEmpty && !tickEndRequested ? timeout : 0
+            let n = tokens.withUnsafeMutableBufferPointer { t in
+                flags.withUnsafeMutableBufferPointer { markdns_epoll_wait(epollFD, t.baseAddress, $0.baseAddress, 64, wait) }
             }
             if n < 0 {
                 let e = errno
@@ -285,6 +293,8 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
                 if tokens[i] == Self.wakeToken {
                     var count: UInt64 = 0
                     _ = read(wakeFD, &count, 8)
+                } else if tokens[i] >= Self.firstStreamToken {
+                    streamSources[tokens[i]]?.streamReady(flags[i])
                 } else {
                     readyHandler?(Int(tokens[i]))
                 }
@@ -306,6 +316,11 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
         guard tickEndRequested else { return }
         tickEndRequested = false
         tickEndHandler?()
+        if !streamFlushes.isEmpty {
+            let due = streamFlushes
+            streamFlushes.removeAll(keepingCapacity: true)
+            for source in due { source.streamTickEnd() }
+        }
     }
 
     /// Runs every timer that is due; returns the `epoll_wait` timeout until the next one

@@ -63,18 +63,15 @@ final class QueryEngine {
     var pendingEvent: PendingEvent?
     /// `[[set]]` writes and the answers held for them (see `Sets/`).
     let sets = SetWriter()
-    /// The policy's `tls://` and `https://` upstreams by address, and the connection pools
-    /// (shared by every engine, on one NIO loop, made at the first pooled query; see
-    /// `Pools/`). `index` tells this engine's queries apart there.
+    /// The policy's `tls://` and `https://` upstreams by address, and this engine's
+    /// connection pools (on its own loop, made at the first pooled query; see `Pools/`).
     var secureUpstreams: [Endpoint: StreamUpstream]
     /// The TCP side of the plain upstreams (with their pool's `max-connections`).
     var tcpUpstreams: [Endpoint: StreamUpstream]
-    let upstreamPools: NIOLoopBoundBox<UpstreamPools?>
-    let index: Int
+    var streamPools: UpstreamPools?
 
     init(loop: DataPlaneLoop, tcpLoop: any EventLoop, config: ForwarderConfig, markSource: (any MarkSource)?,
-         shared: SharedState, neighbours: NeighbourTable, logger: Logger, index: Int,
-         upstreamPools: NIOLoopBoundBox<UpstreamPools?>) {
+         shared: SharedState, neighbours: NeighbourTable, logger: Logger) {
         self.loop = loop
         self.tcpLoop = tcpLoop
         self.shared = shared
@@ -92,8 +89,6 @@ final class QueryEngine {
         self.core = QueryStateMachine(policy: config.policy, limits: config.queryLimits)
         self.secureUpstreams = config.policy.config.secureUpstreams
         self.tcpUpstreams = config.policy.config.tcpUpstreams
-        self.upstreamPools = upstreamPools
-        self.index = index
     }
 
     var inFlight: Int { core.inFlight }

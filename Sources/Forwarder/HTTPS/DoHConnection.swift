@@ -8,7 +8,7 @@ import QueryCore
 /// One DNS-over-HTTPS connection (RFC 8484) of a (mark, upstream) pool: HTTP/2 over TLS
 /// (ALPN h2), one stream per query, many streams at once. The socket has SO_MARK set
 /// before connect. Queries carry ID 0 (RFC 8484 4.1); the stream names the answer. Runs on
-/// the pool's NIO loop.
+/// the pool's data-plane loop.
 final class DoHConnection: PooledConnection {
     private let owner: ConnectionOwner
     private var channel: (any Channel)?
@@ -27,7 +27,7 @@ final class DoHConnection: PooledConnection {
         let connection = DoHConnection(owner: owner)
         let bound = NIOLoopBound(connection, eventLoop: owner.loop)
         let upstream = owner.upstream
-        let bootstrap = SecureBootstrap.make(owner: owner, timeout: timeout) { channel in
+        SecureBootstrap.connect(owner: owner, timeout: timeout, pipeline: { channel in
             let c = bound.value
             try SecureBootstrap.addTLS(to: channel, context: context, upstream: upstream,
                                        onReady: { c.becameReady() }, onFailure: { c.failure = $0 })
@@ -35,8 +35,7 @@ final class DoHConnection: PooledConnection {
                 mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
             ) { stream in stream.close() }  // the server pushes nothing we want
             try channel.pipeline.syncOperations.addHandler(ConnectionEndHandler { c.end() })
-        }
-        SecureBootstrap.connect(bootstrap, owner: owner, timeout: timeout, onChannel: { connection.attach($0) },
+        }, onChannel: { connection.attach($0) },
                                 onFailure: { connection.failed($0) })
         return connection
     }

@@ -3,27 +3,22 @@ import MarkCore
 import NIOCore
 import QueryCore
 
-/// Pooled upstreams (DoT, DoH, plain TCP): the attempt goes to the `UpstreamPools` every
-/// engine shares (on one NIO loop), which picks or opens a connection of the attempt's (mark,
-/// upstream) pool; the answer or the failure comes back here. A failure (connect, handshake,
-/// certificate, pin, HTTP) fails the attempt over like any other; an encrypted upstream's
-/// query is never sent in plain DNS instead.
+/// Pooled upstreams (DoT, DoH, plain TCP): the attempt goes to this engine's
+/// `UpstreamPools` (made at the first pooled query), which picks or opens a connection of
+/// the attempt's (mark, upstream) pool on this same loop; the answer or the failure comes
+/// back here as a job of the loop. A failure (connect, handshake, certificate, pin, HTTP)
+/// fails the attempt over like any other; an encrypted upstream's query is never sent in
+/// plain DNS instead.
 extension QueryEngine {
     func sendPooled(_ start: StartAttempt, _ upstream: StreamUpstream) {
         let key = UpstreamPools.Key(mark: start.mark, upstream: upstream)
         attempts[start.ref.txn] = .secure(start.ref, key)
         core.counters.upstreamSent += 1
-        let engine = NIOLoopBound(self, eventLoop: loop)
-        let (box, config, logger) = (upstreamPools, config, logger)
-        let (query, ref, mark, index) = (start.query, QueryRef(engine: index, attempt: start.ref), start.mark, index)
-        box.eventLoop.execute {
-            let pools = box.value ?? UpstreamPools(loop: box.eventLoop, stats: config.secureStats,
+        let pools = streamPools ?? UpstreamPools(engine: self, engines: config.engines, stats: config.secureStats,
                                                  connectTimeout: config.upstreamTimeout,
                                                  idleTimeout: config.secureIdleTimeout, logger: logger)
-            box.value = pools
-            pools.register(index, engine)
-            pools.send(query, ref: ref, mark: mark, upstream: upstream)
-        }
+        streamPools = pools
+        pools.send(start.query, ref: start.ref, mark: start.mark, upstream: upstream)
     }
 
     func secureAnswer(_ bytes: ByteBuffer, ref: AttemptRef, id: UInt16) {
@@ -46,7 +41,11 @@ extension QueryEngine {
 
     /// The attempt is over: its connection forgets it (a late answer is dropped).
     func releaseSecure(_ ref: AttemptRef, _ key: UpstreamPools.Key) {
-        let (box, ref) = (upstreamPools, QueryRef(engine: index, attempt: ref))
-        box.eventLoop.execute { box.value?.cancel(ref, key: key) }
+        streamPools?.cancel(ref, key: key)
+    }
+
+    /// At shutdown, once the queries are drained.
+    func closePools() {
+        streamPools?.closeAll()
     }
 }

@@ -2,7 +2,6 @@ import DNSWire
 import MarkCore
 import NIOCore
 import NIOExtras
-import NIOPosix
 import NIOSSL
 import QueryCore
 
@@ -14,7 +13,7 @@ import Glibc
 /// 4.2.2), inside TLS for DNS over TLS (RFC 7858) or bare for a plain upstream's TCP queries,
 /// queries pipelined with IDs unique on the connection and answers matched by ID in any
 /// order (RFC 7766 6.2.1.1). The socket has SO_MARK set before connect. Runs on the pool's
-/// NIO loop.
+/// data-plane loop.
 final class StreamConnection: PooledConnection, ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -42,7 +41,7 @@ final class StreamConnection: PooledConnection, ChannelInboundHandler {
         let connection = StreamConnection(owner: owner)
         let bound = NIOLoopBound(connection, eventLoop: owner.loop)
         let upstream = owner.upstream
-        let bootstrap = SecureBootstrap.make(owner: owner, timeout: timeout) { channel in
+        SecureBootstrap.connect(owner: owner, timeout: timeout, pipeline: { channel in
             let c = bound.value
             if let context {
                 try SecureBootstrap.addTLS(to: channel, context: context, upstream: upstream,
@@ -53,8 +52,7 @@ final class StreamConnection: PooledConnection, ChannelInboundHandler {
                 LengthFieldPrepender(lengthFieldBitLength: .twoBytes),
                 c,
             ])
-        }
-        SecureBootstrap.connect(bootstrap, owner: owner, timeout: timeout, onChannel: {
+        }, onChannel: {
             connection.attach($0)
             if context == nil, $0.isActive { connection.becameReady() }
         }, onFailure: { connection.failed($0) })

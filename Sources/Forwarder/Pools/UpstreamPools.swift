@@ -4,7 +4,7 @@ import NIOCore
 import NIOSSL
 import QueryCore
 
-/// One connection of a pool (DoT, DoH or plain TCP), on the pool's NIO loop. Queries given
+/// One connection of a pool (DoT, DoH or plain TCP), on the pool's data-plane loop. Queries given
 /// before it is ready wait in it; over TLS nothing is written before the handshake, the
 /// certificate and the pins are checked.
 protocol PooledConnection: AnyObject {
@@ -20,22 +20,22 @@ struct UnansweredQuery {
     var query: [UInt8]
 }
 
-/// One engine's attempt: attempt refs are per engine, the pools are shared by all.
-struct QueryRef: Hashable, Sendable {
-    var engine: Int
-    var attempt: AttemptRef
+/// The engine's attempt a pooled connection carries.
+typealias QueryRef = AttemptRef
 
+extension AttemptRef {
     /// The order unanswered queries are re-sent or failed in.
-    static func before(_ a: QueryRef, _ b: QueryRef) -> Bool {
-        (a.engine, a.attempt.txn.index) < (b.engine, b.attempt.txn.index)
-    }
+    static func before(_ a: QueryRef, _ b: QueryRef) -> Bool { a.txn.index < b.txn.index }
 }
 
-/// The stream connections of every engine (DoT, DoH, and plain upstreams' TCP queries),
-/// pooled per (mark, upstream): a
-/// connection's socket gets the mark as SO_MARK before connect and only ever carries
-/// queries of that mark. Lives on one NIO loop (`loop`); decisions are
-/// `ConnectionPoolState`'s; answers and failures go back to the asking engine's data-plane loop.
+/// One engine's stream connections (DoT, DoH, and plain upstreams' TCP queries), pooled
+/// per (mark, upstream): a connection's socket gets the mark as SO_MARK before connect and
+/// only ever carries queries of that mark. Lives on the engine's own data-plane loop
+/// (`loop`), and so do its connections (`LoopStreamChannel`): a query and its answer never
+/// change threads. Decisions are `ConnectionPoolState`'s; answers and failures reach the
+/// engine as jobs of the same loop, after the connection's event is handled.
+/// `max-connections` holds per engine: with the adaptive loop spread (the default) one
+/// engine serves every UDP client until the first loop is busy.
 final class UpstreamPools {
     struct Key: Hashable {
         var mark: UInt32
@@ -67,8 +67,8 @@ final class UpstreamPools {
         }
     }
 
-    let loop: any EventLoop
-    private var engines: [Int: NIOLoopBound<QueryEngine>] = [:]
+    let loop: DataPlaneLoop
+    private unowned let engine: QueryEngine
     let stats: SecureStats
     let connectTimeout: TimeAmount
     let idleTimeout: Double
@@ -78,19 +78,18 @@ final class UpstreamPools {
     private var faultLog = FaultLogLimiter(interval: 10)
     private var sweep: RepeatedTask?
 
-    init(loop: any EventLoop, stats: SecureStats, connectTimeout: TimeAmount, idleTimeout: Double, logger: Logger) {
-        self.loop = loop; self.stats = stats
+    /// How many engines share a pool's `max-connections` (each has its own pools).
+    let engines: Int
+
+    init(engine: QueryEngine, engines: Int, stats: SecureStats, connectTimeout: TimeAmount, idleTimeout: Double,
+         logger: Logger) {
+        self.engine = engine; self.loop = engine.loop; self.stats = stats; self.engines = engines
         self.connectTimeout = connectTimeout; self.idleTimeout = idleTimeout; self.logger = logger
     }
 
     var now: Double { Monotonic.seconds }
 
     // MARK: - From the engines
-
-    /// Where engine `index`'s answers go.
-    func register(_ index: Int, _ engine: NIOLoopBound<QueryEngine>) {
-        if engines[index] == nil { engines[index] = engine }
-    }
 
     func send(_ query: [UInt8], ref: QueryRef, mark: UInt32, upstream: StreamUpstream) {
         let key = Key(mark: mark, upstream: upstream)
@@ -145,9 +144,8 @@ final class UpstreamPools {
         guard let pool = pools[key], pool.carriers.removeValue(forKey: ref) != nil else { return }
         pool.resent.remove(ref)
         pool.state.finished(id, now: now)
-        guard let engine = engines[ref.engine] else { return }
-        let attempt = ref.attempt
-        engine.eventLoop.execute { engine.value.secureAnswer(answer, ref: attempt, id: sentID) }
+        let engine = NIOLoopBound(engine, eventLoop: loop)
+        loop.execute { engine.value.secureAnswer(answer, ref: ref, id: sentID) }
     }
 
     /// One query of connection `id` failed on its own (a DoH HTTP error, a reset stream):
@@ -202,7 +200,10 @@ final class UpstreamPools {
     // MARK: - Inside
 
     private func makePool(_ key: Key) -> Pool {
-        let limits = ConnectionPoolState.Limits(maxConnections: key.upstream.maxConnections, maxInFlight: 100,
+        // Each engine has its own pools: max-connections is shared out over them (at least
+        // one each), so that all loops together open no more than it says.
+        let share = max(1, key.upstream.maxConnections / engines)
+        let limits = ConnectionPoolState.Limits(maxConnections: share, maxInFlight: 100,
                                                 idleTimeout: idleTimeout)
         let pool = Pool(limits, name: key.upstream.description)
         pools[key] = pool
@@ -247,16 +248,16 @@ final class UpstreamPools {
     }
 
     private func report(_ ref: QueryRef, _ failure: TLSFailure?) {
-        guard let engine = engines[ref.engine] else { return }
-        let attempt = ref.attempt
-        engine.eventLoop.execute { engine.value.secureFailed(attempt) }
+        let engine = NIOLoopBound(engine, eventLoop: loop)
+        loop.execute { engine.value.secureFailed(ref) }
     }
 
     /// Once a second while connections exist: close the idle ones (RFC 7766 6.2.3).
     private func startSweep() {
         guard sweep == nil else { return }
-        sweep = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [unowned self] _ in
-            self.closeIdle()
+        let pools = NIOLoopBound(self, eventLoop: loop)
+        sweep = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            pools.value.closeIdle()
         }
     }
 
@@ -279,7 +280,7 @@ struct ConnectionOwner {
     let key: UpstreamPools.Key
     let id: Int
 
-    var loop: any EventLoop { pools.loop }
+    var loop: DataPlaneLoop { pools.loop }
     var mark: UInt32 { key.mark }
     var upstream: StreamUpstream { key.upstream }
 

@@ -33,7 +33,6 @@ public final class Forwarder: Sendable {
     private let dataPlanes: [DataPlaneLoop]
     private let engines: [NIOLoopBound<QueryEngine>]
     /// The DoT, DoH and TCP upstream connections (`Pools/`), closed at shutdown.
-    private let upstreamPools: NIOLoopBoundBox<UpstreamPools?>
     private let channels: [any Channel]
     private let localData: LocalDataLoader
     /// The TCP listening sockets (also in `channels`): closed first on shutdown.
@@ -65,10 +64,7 @@ public final class Forwarder: Sendable {
         let engineConfig = config.perEngine(threads: threads)
         var engines: [NIOLoopBound<QueryEngine>] = []
         var loopsWithMarkSource = 0
-        // One set of DoT/DoH/TCP pools for every engine, on the first NIO loop: at most
-        // max-connections per (mark, upstream) however many loops there are.
-        let upstreamPools = NIOLoopBoundBox.makeEmptyBox(valueType: UpstreamPools.self, eventLoop: tcpLoops[0])
-        for (index, (loop, tcpLoop)) in zip(dataPlanes, tcpLoops).enumerated() {
+        for (loop, tcpLoop) in zip(dataPlanes, tcpLoops) {
             // The mark source is created on the loop that will use it (it is not thread-safe).
             let made: Result<(NIOLoopBound<QueryEngine>, Bool), ForwarderStartError> = try loop.submit {
                 var markSource: (any MarkSource)? = nil
@@ -83,8 +79,7 @@ public final class Forwarder: Sendable {
                     }
                 }
                 let engine = QueryEngine(loop: loop, tcpLoop: tcpLoop, config: engineConfig, markSource: markSource,
-                                         shared: shared, neighbours: NeighbourTable(), logger: logger,
-                                         index: index, upstreamPools: upstreamPools)
+                                         shared: shared, neighbours: NeighbourTable(), logger: logger)
                 let bound = NIOLoopBound(engine, eventLoop: loop)
                 loop.onReady { [unowned engine] token in engine.ready(token) }
                 engine.startSweeping()
@@ -161,16 +156,15 @@ public final class Forwarder: Sendable {
         let partial = hasMarkSource && loopsWithMarkSource < threads
             ? " (\(threads - loopsWithMarkSource) of \(threads) event loops have no ctnetlink socket: their queries go unmarked)" : ""
         logger.info("listening on \(names.joined(separator: ", ")) (udp+tcp); pools \(config.policy.config.pools.map { "\($0.name)=\($0.servers.map(\.description).joined(separator: ","))" }.joined(separator: " ")); marks from \(marksFrom)\(partial), mask \(hex(config.policy.mask)), on-missing \(config.policy.config.conntrack.onMissing.rawValue); \(threads) event loop(s)\(spreadNote)")
-        return Forwarder(group: group, dataPlanes: dataPlanes, engines: engines, upstreamPools: upstreamPools,
+        return Forwarder(group: group, dataPlanes: dataPlanes, engines: engines,
                          channels: channels, tcpListeners: tcpListeners, localData: localData, boundAddresses: names, logger: logger)
     }
 
     private init(group: MultiThreadedEventLoopGroup, dataPlanes: [DataPlaneLoop], engines: [NIOLoopBound<QueryEngine>],
-                 upstreamPools: NIOLoopBoundBox<UpstreamPools?>, channels: [any Channel], tcpListeners: [any Channel], localData: LocalDataLoader, boundAddresses: [String], logger: Logger) {
+                 channels: [any Channel], tcpListeners: [any Channel], localData: LocalDataLoader, boundAddresses: [String], logger: Logger) {
         self.group = group
         self.dataPlanes = dataPlanes
         self.engines = engines
-        self.upstreamPools = upstreamPools
         self.channels = channels
         self.localData = localData
         self.tcpListeners = tcpListeners
@@ -210,8 +204,7 @@ public final class Forwarder: Sendable {
         for f in drained { try? f.wait() }
         let closing = channels.map { channel in channel.eventLoop.flatSubmit { channel.close() } }
         for c in closing { try? c.wait() }
-        let pools = upstreamPools
-        try? pools.eventLoop.submit { pools.value?.closeAll() }.wait()
+        for engine in engines { try? engine.eventLoop.submit { engine.value.closePools() }.wait() }
         Self.stopEngines(engines)
         let total = counters()
         localData.stop()

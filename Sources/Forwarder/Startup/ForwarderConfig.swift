@@ -76,6 +76,10 @@ public struct ForwarderConfig: Sendable {
     /// The share of one engine when `threads` engines run: the cache and the outstanding
     /// limits are split (rounded up), so memory and the global limits stay as configured.
     /// TCP limits are enforced across loops (`SharedState`).
+    /// How many engines this engine's share was cut for (`perEngine`): each has its own
+    /// DoT/DoH/TCP pools and takes this share of a pool's `max-connections`.
+    var engines = 1
+
     func perEngine(threads: Int) -> ForwarderConfig {
         guard threads > 1 else { return self }
         func share(_ n: Int) -> Int { (n + threads - 1) / threads }
@@ -83,6 +87,7 @@ public struct ForwarderConfig: Sendable {
         c.cacheSize = cacheSize == 0 ? 0 : share(cacheSize)
         c.maxOutstanding = share(maxOutstanding)
         c.maxOutstandingPerClient = share(maxOutstandingPerClient)
+        c.engines = threads
         return c
     }
 

@@ -1,42 +1,30 @@
 import MarkCore
 import NIOCore
-import NIOPosix
 import NIOSSL
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// What DoT and DoH connections share: the TCP bootstrap with the pool's mark as SO_MARK
-/// (set before connect, so the SYN is routed by it and the conntrack entry carries it),
-/// the TLS client handler, and a handshake deadline.
+/// What DoT, DoH and plain TCP pooled connections share: the TCP connection on the pool's
+/// data-plane loop with the pool's mark as SO_MARK (set before connect, so the SYN is
+/// routed by it and the conntrack entry carries it), the TLS client handler, and a
+/// handshake deadline.
 enum SecureBootstrap {
-    static func make(owner: ConnectionOwner, timeout: TimeAmount,
-                     pipeline: @escaping @Sendable (any Channel) throws -> Void) -> ClientBootstrap {
-        var bootstrap = ClientBootstrap(group: owner.loop)
-            .connectTimeout(timeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try pipeline(channel) }
-            }
-        if owner.mark != 0 {
-            bootstrap = bootstrap.channelOption(.socket(SocketOptionLevel(SOL_SOCKET), SO_MARK),
-                                                value: SocketOptionValue(Int32(bitPattern: owner.mark)))
-        }
-        return bootstrap
-    }
-
-    /// Connects; `onChannel` gets the channel, `onFailure` a connect failure or a handshake
-    /// that did not finish within `timeout` (both on the pool's loop).
-    static func connect(_ bootstrap: ClientBootstrap, owner: ConnectionOwner, timeout: TimeAmount,
+    /// Connects; `pipeline` fills the new channel's pipeline first. `onChannel` gets the
+    /// connected channel, `onFailure` a connect failure or a handshake that did not finish
+    /// within `timeout` (both on the pool's loop).
+    static func connect(owner: ConnectionOwner, timeout: TimeAmount, pipeline: (any Channel) throws -> Void,
                         onChannel: @escaping (any Channel) -> Void, onFailure: @escaping (TLSFailure) -> Void) {
-        let upstream = owner.upstream
-        bootstrap.connect(to: upstream.endpoint.socketAddress).assumeIsolated().whenComplete { result in
+        let loop = owner.loop
+        let connected = LoopStreamChannel.connect(on: loop, to: owner.upstream.endpoint, mark: owner.mark,
+                                                  timeout: timeout, initialize: pipeline)
+        connected.assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
                 onChannel(channel)
                 // The handshake gets the same time as the connect.
-                owner.loop.assumeIsolated().scheduleTask(in: timeout) {
+                loop.assumeIsolated().scheduleTask(in: timeout) {
                     guard channel.isActive else { return }
                     _ = channel.pipeline.handler(type: TLSHandshakeWatcher.self).assumeIsolated().map { watcher in
                         if !watcher.isDone {
