@@ -193,6 +193,39 @@ struct EncryptedUpstreamTests {
         }
     }
 
+    @Test("edns-tcp-keepalive: every DoT query with EDNS asks for it, and the server's 1.5 s closes markdns's idle connection")
+    func keepaliveAskedAndHonoured() throws {
+        try withLab("keepalive") { lab, pki in
+            let upstream = "tls://127.0.0.2:853#dns.test"
+            for keepaliveMs in [1500, nil] as [Int?] {
+                let server = try lab.startKeepaliveUpstream(address: "127.0.0.2", pki: pki, keepaliveMs: keepaliveMs)
+                let p = try markdns(lab, ["--upstream", "tls://127.0.0.2#dns.test", "--tls-ca", pki.ca])
+                let plain = lab.dig("noedns.example.test", from: Self.clientA, options: ["+noedns", "+time=4"])
+                #expect(plain.stdout.contains("192.0.2.7"), "\(plain.stdout)")
+                expectAnswer(lab, "ka.example.test", from: Self.clientA, tcp: false)
+                let queries = lab.keepaliveQueries("127.0.0.2")
+                #expect(queries.contains { !$0.edns && !$0.asked }, "the +noedns query went without OPT: \(queries)")
+                #expect(queries.contains { $0.edns }, "\(queries)")
+                #expect(queries.allSatisfy { $0.edns == $0.asked }, "every query with an OPT record asked: \(queries)")
+                // markdns's own idle timeout is 10 s; the server's keepalive shortens it to
+                // 1.5 s, checked once a second. The server never closes a connection itself.
+                usleep(3_500_000)
+                let idleClosed = lab.metric("markdns_upstream_idle_closed_total", [upstream]) ?? 0
+                let open = lab.run(["conntrack", "-L", "-p", "tcp", "-d", "127.0.0.2", "--dport", "853", "--state", "ESTABLISHED"])
+                    .stdout.split(separator: "\n").count
+                let log = lab.readLog("keepalive-127.0.0.2.log")
+                if keepaliveMs != nil {
+                    #expect(idleClosed >= 1 && open == 0, "closed by markdns within 3.5 s: \(idleClosed), \(open) open")
+                    #expect(log.contains("closed by client"), "\(log)")
+                } else {
+                    #expect(idleClosed == 0 && open >= 1, "still open after 3.5 s without keepalive: \(idleClosed), \(open) open")
+                }
+                lab.stop(p)
+                lab.stop(server)
+            }
+        }
+    }
+
     @Test("A large answer over DoT reaches a UDP client with TC; its TCP retry is marked")
     func largeAnswerTruncatedForUDP() throws {
         try withLab("tc") { lab, pki in

@@ -93,11 +93,17 @@ final class StreamConnection: PooledConnection, ChannelInboundHandler {
         channel?.close(promise: nil)
     }
 
+    /// Sends a query with this connection's ID, asking for edns-tcp-keepalive when it has
+    /// an OPT record to carry the option (RFC 7828 3.2.1): a server sends its idle timeout
+    /// only in answer to a query that asked, and `channelRead` lets it shorten ours.
     private func write(_ id: UInt16, flush: Bool) {
         guard let channel, let q = pending[id] else { return }
-        var buffer = channel.allocator.buffer(capacity: q.query.count)
-        buffer.writeInteger(id)
-        buffer.writeBytes(q.query[2...])
+        let size = q.query.count + EDNSKeepalive.requestSize
+        var buffer = channel.allocator.buffer(capacity: size)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
+            q.query.withUnsafeBytes { EDNSKeepalive.copyRequesting($0, into: out) }
+        }
+        buffer.setInteger(id, at: buffer.readerIndex)
         if flush { channel.writeAndFlush(buffer, promise: nil) } else { channel.write(buffer, promise: nil) }
     }
 
