@@ -226,6 +226,30 @@ struct EncryptedUpstreamTests {
         }
     }
 
+    @Test("DoH: the server sees POST by default and GET with https-method = \"get\"")
+    func dohMethodAtTheServer() throws {
+        try #require(Lab.which("dnsdist") != nil, "dnsdist is needed (scripts/install-deps.sh)")
+        try withLab("dohmethod") { lab, pki in
+            try lab.startDnsdist(address: "127.0.0.6", cert: pki.cert, key: pki.key,
+                                 postAddress: "192.0.2.80", getAddress: "192.0.2.71")
+            for (method, expect) in [(nil, "192.0.2.80"), ("post", "192.0.2.80"), ("get", "192.0.2.71")] as [(String?, String)] {
+                let config = try policy(lab, "doh-\(method ?? "default").toml", """
+                    [[pool]]
+                    name = "doh"
+                    servers = ["https://127.0.0.6/dns-query#dns.test"]
+                    tls-ca = "\(pki.ca)"
+                    \(method.map { "https-method = \"\($0)\"" } ?? "")
+                    """)
+                let p = try markdns(lab, ["--config", config], probe: false)
+                for tcp in [false, true] {
+                    expectAnswer(lab, "\(method ?? "default").example.test", from: Self.clientA, tcp: tcp, expect: expect)
+                }
+                lab.stop(p)
+            }
+            #expect(lab.plainFlows(to: ["127.0.0.6"]).isEmpty)
+        }
+    }
+
     @Test("A large answer over DoT reaches a UDP client with TC; its TCP retry is marked")
     func largeAnswerTruncatedForUDP() throws {
         try withLab("tc") { lab, pki in
