@@ -15,6 +15,25 @@ public enum EDNSKeepalive {
         return Double(Int(bytes[value.lowerBound]) << 8 | Int(bytes[value.lowerBound + 1])) / 10
     }
 
+    /// Cuts the (first) keepalive option out of an answer in place, when its OPT record
+    /// ends the message, and fixes RDLENGTH; returns the answer's new length (unchanged
+    /// when there is no option or it cannot be cut). The option is about the connection it
+    /// came on: a forwarder does not pass it on to its clients (RFC 7828 3.2.2: never over
+    /// UDP, and over TCP only in answer to a client that asked, with its own timeout).
+    public static func remove(fromAnswer bytes: UnsafeMutableRawBufferPointer) -> Int {
+        let view = UnsafeRawBufferPointer(bytes)
+        guard let opt = optRecord(in: view), opt.rdata.upperBound == bytes.count,
+              let value = try? option(optionCode, in: view, rdata: opt.rdata), let base = bytes.baseAddress
+        else { return bytes.count }
+        let start = value.lowerBound - 4
+        let cut = value.upperBound - start
+        (base + start).copyMemory(from: base + value.upperBound, byteCount: bytes.count - value.upperBound)
+        let rdlength = opt.rdata.count - cut
+        bytes[opt.rdlengthOffset] = UInt8(rdlength >> 8)
+        bytes[opt.rdlengthOffset + 1] = UInt8(rdlength & 0xFF)
+        return bytes.count - cut
+    }
+
     /// Where to ask for keepalive in `query`: the offset of its OPT record's RDLENGTH when
     /// that record ends the message and has no keepalive option yet, so the empty option
     /// (code 11, length 0) can go on the end. Nil leaves the query as it is: no OPT record

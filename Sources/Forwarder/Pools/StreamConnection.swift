@@ -120,13 +120,16 @@ final class StreamConnection: PooledConnection, ChannelInboundHandler {
     // MARK: - Channel events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
+        var frame = unwrapInboundIn(data)
         guard let id = frame.getInteger(at: frame.readerIndex, as: UInt16.self),
               let q = pending.removeValue(forKey: id)
         else { return }  // a late answer to a query given up on: dropped
         ids[q.ref] = nil
         if let seconds = frame.withUnsafeReadableBytes({ EDNSKeepalive.timeout(inAnswer: $0) }) {
             owner.keepalive(seconds: seconds)
+            // This connection's timeout is nothing to pass on to the client.
+            let length = frame.withUnsafeMutableReadableBytes { EDNSKeepalive.remove(fromAnswer: $0) }
+            frame.moveWriterIndex(to: frame.readerIndex + length)
         }
         owner.answered(q.ref, sentID: id, answer: frame)
     }
