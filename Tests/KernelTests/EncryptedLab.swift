@@ -98,6 +98,31 @@ extension Lab {
         return p
     }
 
+    /// dnsdist 1.7 in the foreground as a DoH server on ADDRESS@443 (HTTP/2, path
+    /// /dns-query) that tells the methods apart: it answers every A query itself with
+    /// `postAddress` when the request had no query string (POST carries the message in
+    /// its body) and `getAddress` when the query string carries `dns=` (GET); REFUSED
+    /// otherwise. dnsdist 1.7 exposes no request method to Lua, only the query string.
+    @discardableResult
+    func startDnsdist(address: String, cert: String, key: String, postAddress: String, getAddress: String) throws -> ChildProcess {
+        let conf = """
+        setSecurityPollSuffix('')
+        addDOHLocal('\(address):443', '\(cert)', '\(key)', '/dns-query')
+        function byMethod(dq)
+          local query = dq:getHTTPQueryString()
+          if query == '' then return DNSAction.Spoof, '\(postAddress)' end
+          if string.find(query, 'dns=', 1, true) then return DNSAction.Spoof, '\(getAddress)' end
+          return DNSAction.Refused
+        end
+        addAction(AllRule(), LuaAction(byMethod))
+        """
+        let file = path("dnsdist.conf")
+        try conf.write(toFile: file, atomically: true, encoding: .utf8)
+        let p = try spawn(["dnsdist", "--supervised", "--disable-syslog", "-C", file], log: "dnsdist.log")
+        try waitForListener(address, port: 443, process: p, log: "dnsdist.log")
+        return p
+    }
+
     /// Upstream TCP connections to `port` (853 DoT, 443 DoH) in the conntrack table, by mark.
     func connectionsByMark(port: Int, to address: String? = nil) -> [UInt32: [Flow]] {
         Dictionary(grouping: flows().filter { $0.proto == "tcp" && $0.dport == port && (address == nil || $0.dst == address) },

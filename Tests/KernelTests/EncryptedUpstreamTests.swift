@@ -193,6 +193,67 @@ struct EncryptedUpstreamTests {
         }
     }
 
+    @Test("edns-tcp-keepalive: every DoT query with EDNS asks for it, and the server's 1.5 s closes markdns's idle connection")
+    func keepaliveAskedAndHonoured() throws {
+        try withLab("keepalive") { lab, pki in
+            let upstream = "tls://127.0.0.2:853#dns.test"
+            for keepaliveMs in [1500, nil] as [Int?] {
+                let server = try lab.startKeepaliveUpstream(address: "127.0.0.2", pki: pki, keepaliveMs: keepaliveMs)
+                let p = try markdns(lab, ["--upstream", "tls://127.0.0.2#dns.test", "--tls-ca", pki.ca])
+                let plain = lab.dig("noedns.example.test", from: Self.clientA, options: ["+noedns", "+time=4"])
+                #expect(plain.stdout.contains("192.0.2.7"), "\(plain.stdout)")
+                for tcp in [false, true] {
+                    // The server's keepalive is about markdns's connection: clients never see it.
+                    let r = lab.dig("ka.example.test", from: Self.clientA, options: [tcp ? "+tcp" : "+notcp", "+time=4"])
+                    #expect(r.stdout.contains("192.0.2.7") && !r.stdout.contains("KEEPALIVE"), "\(r.stdout)")
+                }
+                let queries = lab.keepaliveQueries("127.0.0.2")
+                #expect(queries.contains { !$0.edns && !$0.asked }, "the +noedns query went without OPT: \(queries)")
+                #expect(queries.contains { $0.edns }, "\(queries)")
+                #expect(queries.allSatisfy { $0.edns == $0.asked }, "every query with an OPT record asked: \(queries)")
+                // markdns's own idle timeout is 10 s; the server's keepalive shortens it to
+                // 1.5 s, checked once a second. The server never closes a connection itself.
+                usleep(3_500_000)
+                let idleClosed = lab.metric("markdns_upstream_idle_closed_total", [upstream]) ?? 0
+                let open = lab.run(["conntrack", "-L", "-p", "tcp", "-d", "127.0.0.2", "--dport", "853", "--state", "ESTABLISHED"])
+                    .stdout.split(separator: "\n").count
+                let log = lab.readLog("keepalive-127.0.0.2.log")
+                if keepaliveMs != nil {
+                    #expect(idleClosed >= 1 && open == 0, "closed by markdns within 3.5 s: \(idleClosed), \(open) open")
+                    #expect(log.contains("closed by client"), "\(log)")
+                } else {
+                    #expect(idleClosed == 0 && open >= 1, "still open after 3.5 s without keepalive: \(idleClosed), \(open) open")
+                }
+                lab.stop(p)
+                lab.stop(server)
+            }
+        }
+    }
+
+    @Test("DoH: the server sees POST by default and GET with https-method = \"get\"")
+    func dohMethodAtTheServer() throws {
+        try #require(Lab.which("dnsdist") != nil, "dnsdist is needed (scripts/install-deps.sh)")
+        try withLab("dohmethod") { lab, pki in
+            try lab.startDnsdist(address: "127.0.0.6", cert: pki.cert, key: pki.key,
+                                 postAddress: "192.0.2.80", getAddress: "192.0.2.71")
+            for (method, expect) in [(nil, "192.0.2.80"), ("post", "192.0.2.80"), ("get", "192.0.2.71")] as [(String?, String)] {
+                let config = try policy(lab, "doh-\(method ?? "default").toml", """
+                    [[pool]]
+                    name = "doh"
+                    servers = ["https://127.0.0.6/dns-query#dns.test"]
+                    tls-ca = "\(pki.ca)"
+                    \(method.map { "https-method = \"\($0)\"" } ?? "")
+                    """)
+                let p = try markdns(lab, ["--config", config], probe: false)
+                for tcp in [false, true] {
+                    expectAnswer(lab, "\(method ?? "default").example.test", from: Self.clientA, tcp: tcp, expect: expect)
+                }
+                lab.stop(p)
+            }
+            #expect(lab.plainFlows(to: ["127.0.0.6"]).isEmpty)
+        }
+    }
+
     @Test("A large answer over DoT reaches a UDP client with TC; its TCP retry is marked")
     func largeAnswerTruncatedForUDP() throws {
         try withLab("tc") { lab, pki in

@@ -91,11 +91,17 @@ final class StreamConnection: PooledConnection, ChannelInboundHandler {
         channel?.close(promise: nil)
     }
 
+    /// Sends a query with this connection's ID, asking for edns-tcp-keepalive when it has
+    /// an OPT record to carry the option (RFC 7828 3.2.1): a server sends its idle timeout
+    /// only in answer to a query that asked, and `channelRead` lets it shorten ours.
     private func write(_ id: UInt16, flush: Bool) {
         guard let channel, let q = pending[id] else { return }
-        var buffer = channel.allocator.buffer(capacity: q.query.count)
-        buffer.writeInteger(id)
-        buffer.writeBytes(q.query[2...])
+        let size = q.query.count + EDNSKeepalive.requestSize
+        var buffer = channel.allocator.buffer(capacity: size)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
+            q.query.withUnsafeBytes { EDNSKeepalive.copyRequesting($0, into: out) }
+        }
+        buffer.setInteger(id, at: buffer.readerIndex)
         if flush { channel.writeAndFlush(buffer, promise: nil) } else { channel.write(buffer, promise: nil) }
     }
 
@@ -112,13 +118,16 @@ final class StreamConnection: PooledConnection, ChannelInboundHandler {
     // MARK: - Channel events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
+        var frame = unwrapInboundIn(data)
         guard let id = frame.getInteger(at: frame.readerIndex, as: UInt16.self),
               let q = pending.removeValue(forKey: id)
         else { return }  // a late answer to a query given up on: dropped
         ids[q.ref] = nil
         if let seconds = frame.withUnsafeReadableBytes({ EDNSKeepalive.timeout(inAnswer: $0) }) {
             owner.keepalive(seconds: seconds)
+            // This connection's timeout is nothing to pass on to the client.
+            let length = frame.withUnsafeMutableReadableBytes { EDNSKeepalive.remove(fromAnswer: $0) }
+            frame.moveWriterIndex(to: frame.readerIndex + length)
         }
         owner.answered(q.ref, sentID: id, answer: frame)
     }
