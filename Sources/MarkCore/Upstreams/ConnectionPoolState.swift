@@ -20,11 +20,17 @@ public struct ConnectionPoolState: Sendable {
         /// `backoffMax`. No new connection is opened meanwhile.
         public var backoffBase: Double
         public var backoffMax: Double
+        /// How much sooner than the server's `edns-tcp-keepalive` an idle connection is
+        /// closed: the interval at which the shell looks for idle ones (`idle(now:)`), so
+        /// that we close it before the server does (RFC 7828 3.2.2) and never send a query
+        /// into a connection the server is closing.
+        public var keepaliveMargin: Double
 
         public init(maxConnections: Int = 2, maxInFlight: Int = 100, idleTimeout: Double = 10,
-                    backoffBase: Double = 0.25, backoffMax: Double = 8) {
+                    backoffBase: Double = 0.25, backoffMax: Double = 8, keepaliveMargin: Double = 1) {
             self.maxConnections = max(1, maxConnections); self.maxInFlight = max(1, maxInFlight)
             self.idleTimeout = idleTimeout; self.backoffBase = backoffBase; self.backoffMax = backoffMax
+            self.keepaliveMargin = keepaliveMargin
         }
     }
 
@@ -126,10 +132,11 @@ public struct ConnectionPoolState: Sendable {
     }
 
     /// The server's `edns-tcp-keepalive` on connection `id`, in seconds (RFC 7828: units
-    /// of 100 ms). 0 asks us to close it once idle; a longer timeout than ours is not taken.
+    /// of 100 ms): the connection is closed once idle `keepaliveMargin` before it runs out.
+    /// 0 asks us to close it once idle; a longer timeout than ours is not taken.
     public mutating func keepalive(_ id: Int, seconds: Double) {
         guard let i = index(id) else { return }
-        connections[i].idleTimeout = min(limits.idleTimeout, max(0, seconds))
+        connections[i].idleTimeout = min(limits.idleTimeout, max(0, seconds - limits.keepaliveMargin))
     }
 
     /// Connections with nothing outstanding whose idle timeout has run out at `now`: the
