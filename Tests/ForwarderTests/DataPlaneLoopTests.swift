@@ -85,6 +85,36 @@ struct DataPlaneLoopTests {
         #expect(throws: EventLoopError.self) { try cancelled.futureResult.wait() }
     }
 
+    @Test func theOwnersDeadlineFiresOnceWhenDueAndCanBeMovedOrCleared() throws {
+        let loop = try started()
+        defer { try? loop.syncShutdownGracefully() }
+        let fired = NIOLockedValueBox<[UInt64]>([])
+        let twice = DispatchSemaphore(value: 0)
+        let start = NIODeadline.now().uptimeNanoseconds
+        try loop.submit {
+            loop.onDeadline {
+                precondition(loop.inEventLoop)
+                let n = fired.withLockedValue { $0.append(NIODeadline.now().uptimeNanoseconds - start); return $0.count }
+                // The handler sets the next one itself, as the engine does.
+                if n == 1 { _ = loop.setDeadline(NIODeadline.now().uptimeNanoseconds + 20_000_000) } else { twice.signal() }
+            }
+            #expect(loop.setDeadline(start + 10_000_000))
+            // Moved later before it was due: only the later one counts.
+            #expect(loop.setDeadline(start + 50_000_000))
+        }.wait()
+        #expect(twice.wait(timeout: .now() + 5) == .success)
+        let times = fired.withLockedValue { $0 }
+        #expect(times.count == 2)
+        #expect(times[0] >= 50_000_000, "not before the deadline it was moved to: \(times)")
+        #expect(times[1] >= times[0] + 20_000_000, "the one the handler set: \(times)")
+
+        // Cleared: nothing fires, and a timer of the heap still does beside it.
+        try loop.submit { _ = loop.setDeadline(NIODeadline.now().uptimeNanoseconds + 20_000_000) }.wait()
+        try loop.submit { _ = loop.setDeadline(.max) }.wait()
+        try loop.scheduleTask(in: .milliseconds(60)) {}.futureResult.wait()
+        #expect(fired.withLockedValue { $0.count } == 2)
+    }
+
     @Test func aReadableSocketIsReportedOnTheLoopUntilDrained() throws {
         let loop = try started()
         defer { try? loop.syncShutdownGracefully() }
@@ -121,5 +151,10 @@ struct DataPlaneLoopTests {
         try loop.syncShutdownGracefully()
         #expect(throws: EventLoopError.self) { try pending.futureResult.wait() }
         #expect(throws: EventLoopError.self) { try loop.submit {}.wait() }
+        // The owner learns that its deadline will never be due (the engine then fails its
+        // attempts at once); a job run after the end runs on the caller, as the loop.
+        let accepted = NIOLockedValueBox<Bool?>(nil)
+        loop.execute { accepted.withLockedValue { $0 = loop.setDeadline(NIODeadline.now().uptimeNanoseconds) } }
+        #expect(accepted.withLockedValue { $0 } == false)
     }
 }

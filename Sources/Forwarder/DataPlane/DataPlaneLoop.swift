@@ -59,6 +59,11 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
     private var readyHandler: ReadyHandler?
     private var tickEndHandler: (() -> Void)?
     private var tickEndRequested = false
+    /// The owner's one deadline (uptime ns, `.max`: none) and what runs when it is due:
+    /// the engine's attempt timer, set again at every query at router loads, costs no
+    /// scheduled task, promise or heap entry.
+    private var ownerDeadline = UInt64.max
+    private var deadlineHandler: (() -> Void)?
     /// Stream sockets the loop drives for their own channels (`DataPlaneLoop+Streams`), by
     /// token, and those that asked to write at the end of this tick.
     var streamSources: [UInt64: any LoopStreamSource] = [:]
@@ -143,6 +148,21 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
     @inline(__always)
     func requestTickEnd() {
         tickEndRequested = true
+    }
+
+    /// What runs on the loop when the deadline of `setDeadline` is due. Set on the loop, once.
+    func onDeadline(_ handler: @escaping () -> Void) {
+        preconditionInEventLoop()
+        deadlineHandler = handler
+    }
+
+    /// Sets the owner's one deadline (uptime nanoseconds, as `NIODeadline`), replacing the
+    /// one before; `.max` clears it. The handler runs once when it is due. On the loop.
+    /// False once the loop has ended: no deadline will ever be due.
+    @inline(__always)
+    func setDeadline(_ uptimeNanoseconds: UInt64) -> Bool {
+        ownerDeadline = uptimeNanoseconds
+        return !ended.load(ordering: .relaxed)
     }
 
     /// Starts watching `fd`, reported as `token` (not `UInt64.max`). On the loop.
@@ -323,23 +343,25 @@ final class DataPlaneLoop: EventLoop, @unchecked Sendable {
         }
     }
 
-    /// Runs every timer that is due; returns the `epoll_wait` timeout until the next one
-    /// (milliseconds rounded up, so the loop never wakes just before it; -1: none).
+    /// Runs the owner's deadline and every timer that is due; returns the `epoll_wait`
+    /// timeout until the next one (milliseconds rounded up, so the loop never wakes just
+    /// before it; -1: none). One clock read per tick and no lookup while nothing is due: a
+    /// cancelled timer leaves the heap when its deadline comes (one wake-up at most).
     private func runDueTimers() -> Int32 {
-        while let first = timers.min {
-            guard timerJobs[first.id] != nil else {
-                _ = timers.removeMin()  // cancelled
-                continue
-            }
-            let now = NIODeadline.now().uptimeNanoseconds
-            if first.deadline > now {
-                let ms = (first.deadline - now + 999_999) / 1_000_000
-                return Int32(min(ms, UInt64(Int32.max)))
-            }
-            _ = timers.removeMin()
-            timerJobs.removeValue(forKey: first.id)?.run()
+        guard ownerDeadline != .max || !timers.isEmpty else { return -1 }
+        let now = NIODeadline.now().uptimeNanoseconds
+        if ownerDeadline <= now {
+            ownerDeadline = .max
+            deadlineHandler?()  // may set the next one
         }
-        return -1
+        while let first = timers.min, first.deadline <= now {
+            _ = timers.removeMin()
+            timerJobs.removeValue(forKey: first.id)?.run()  // nil: cancelled
+        }
+        let next = min(ownerDeadline, timers.min?.deadline ?? .max)
+        if next == .max { return -1 }
+        if next <= now { return 0 }
+        return Int32(min((next - now + 999_999) / 1_000_000, UInt64(Int32.max)))
     }
 
     /// The loop has stopped: what was queued runs once more, timers are cancelled, the

@@ -47,9 +47,8 @@ final class QueryEngine {
     /// Whether packet marks (SO_RCVMARK) may stand in for ctnetlink lookups.
     var markTrust: PacketMarkTrust
     var faultLog = FaultLogLimiter(interval: 10)
-    /// The one timer of this loop's attempts, due at `timerAt` (the core's earliest deadline
-    /// when it was set; a later deadline needs no new timer).
-    var timer: NIOScheduledCallback?
+    /// When the loop's deadline, the one timer of this loop's attempts, is due (the core's
+    /// earliest deadline when it was set; a later deadline needs no new timer).
     var timerAt = Double.infinity
     /// The client UDP sockets of this loop (the index is the epoll token).
     var listeners: [RawUDPListener] = []

@@ -82,6 +82,7 @@ public final class Forwarder: Sendable {
                                          shared: shared, neighbours: NeighbourTable(), logger: logger)
                 let bound = NIOLoopBound(engine, eventLoop: loop)
                 loop.onReady { [unowned engine] token in engine.ready(token) }
+                loop.onDeadline { [unowned engine] in engine.timerFired() }
                 engine.startSweeping()
                 return .success((bound, markSource != nil))
             }.wait()
