@@ -144,6 +144,24 @@ struct LoopStreamChannelTests {
         collector.settle(ChannelError.eof)
     }
 
+    @Test func aPipelineThatCannotBeBuiltFailsTheConnectAndClosesTheChannel() throws {
+        struct NoPipeline: Error {}
+        let loop = try DataPlaneLoop(name: "dp-stream", logger: Logger(label: "test"))
+        loop.start()
+        defer { try? loop.syncShutdownGracefully() }
+        let built = NIOLockedValueBox<(any Channel)?>(nil)
+        let connected = try loop.submit {
+            LoopStreamChannel.connect(on: loop, to: loopback(9), mark: 0, timeout: .seconds(5)) { channel in
+                built.withLockedValue { $0 = channel }
+                throw NoPipeline()
+            }
+        }.wait()
+        #expect(throws: NoPipeline.self) { try connected.wait() }
+        // Its close future completes: nothing is left open or waiting.
+        let channel = try #require(built.withLockedValue { $0 })
+        try channel.closeFuture.wait()
+    }
+
     @Test func aPeerThatClosesEndsTheChannel() throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }

@@ -52,7 +52,10 @@ final class LoopStreamChannel: Channel, ChannelCore, LoopStreamSource, @unchecke
                         initialize: (any Channel) throws -> Void) -> EventLoopFuture<any Channel> {
         loop.preconditionInEventLoop()
         let channel = LoopStreamChannel(loop: loop, remote: remote)
-        do { try initialize(channel) } catch { return loop.makeFailedFuture(error) }
+        do { try initialize(channel) } catch {
+            channel.close0(error: error, mode: .all, promise: nil)  // completes its close future
+            return loop.makeFailedFuture(error)
+        }
         let connected = loop.makePromise(of: Void.self)
         channel.register0(promise: nil)
         // On the next turn of the loop: whoever asked holds the connection by then, so a
