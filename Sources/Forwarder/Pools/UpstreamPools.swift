@@ -34,8 +34,9 @@ extension AttemptRef {
 /// (`loop`), and so do its connections (`LoopStreamChannel`): a query and its answer never
 /// change threads. Decisions are `ConnectionPoolState`'s; answers and failures reach the
 /// engine as jobs of the same loop, after the connection's event is handled.
-/// `max-connections` holds per engine: with the adaptive loop spread (the default) one
-/// engine serves every UDP client until the first loop is busy.
+/// `max-connections` is shared out over the engines (`engines`, at least one connection
+/// each); with the adaptive loop spread (the default) one engine serves every UDP client
+/// until the first loop is busy.
 final class UpstreamPools {
     struct Key: Hashable {
         var mark: UInt32
@@ -89,7 +90,7 @@ final class UpstreamPools {
 
     var now: Double { Monotonic.seconds }
 
-    // MARK: - From the engines
+    // MARK: - From the engine
 
     func send(_ query: [UInt8], ref: QueryRef, mark: UInt32, upstream: StreamUpstream) {
         let key = Key(mark: mark, upstream: upstream)
